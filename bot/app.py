@@ -1,0 +1,292 @@
+"""The aiohttp application: API, H5 chat page, health and metrics around one Rasa agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from rasa.utils.endpoints import EndpointConfig
+
+from actions.registry import build_executor
+from actions.services import ActionServices
+from bot.dialogue import Dialogue, InProcessActions, load_agent
+from bot.model import find_model
+from bot.observability import Metrics, request_id_var
+from bot.settings import Settings
+from bot.tracker_store import SealedSQLTrackerStore
+from store.conversations import ConversationLog
+from store.crypto import PiiCipher
+from store.db import Database
+from store.migrate import applied_revision, head_revision
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
+PAYLOAD_PATTERN = re.compile(r"^/(?P<intent>[A-Za-z_][A-Za-z0-9_]{0,63})(\{.*\})?$", re.DOTALL)
+MAX_PAYLOAD_CHARS = 1000
+CALL_110 = "紧急情况请直接拨打110。"
+
+
+@dataclass
+class Runtime:
+    """What start-up builds; `dialogue` is None until the model has loaded."""
+
+    db: Database
+    cipher: PiiCipher
+    dialogue: Dialogue | None = None
+    load_error: str | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+class ApiError(web.HTTPException):
+    """A JSON error: `code` for programs, `message` in Chinese for the citizen."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status_code = status
+        super().__init__(
+            text=web.json_response({"error": code, "message": message}).text,
+            content_type="application/json",
+        )
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Request id, one access-log line, metrics, and JSON instead of HTML errors on /api."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if re.fullmatch(r"[A-Za-z0-9-]{8,64}", incoming) else uuid.uuid4().hex[:16]
+    token = request_id_var.set(request_id)
+    metrics = request.app[METRICS]
+    started = time.perf_counter()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if request.path.startswith("/api/") and exc.content_type != "application/json":
+                code = exc.reason.lower().replace(" ", "_")
+                raise ApiError(exc.status, code, "请求有误。" + CALL_110) from exc
+            raise
+        except Exception:
+            logger.exception("unhandled error on %s %s", request.method, request.path)
+            metrics.errors.labels("unhandled").inc()
+            response = web.json_response(
+                {"error": "internal", "message": "系统繁忙，请稍后再试。" + CALL_110}, status=500
+            )
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = request_id
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_label(request)
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(route).observe(elapsed)
+        logger.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            status,
+            elapsed * 1000,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )
+        request_id_var.reset(token)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", "请求格式不正确（需要JSON）。") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "请求格式不正确（需要JSON对象）。")
+    return body
+
+
+def _ready_dialogue(request: web.Request) -> Dialogue:
+    runtime = request.app[RUNTIME]
+    if runtime.dialogue is None:
+        raise ApiError(503, "starting", "服务正在启动，请稍候再试。" + CALL_110)
+    return runtime.dialogue
+
+
+async def chat(request: web.Request) -> web.Response:
+    """POST /api/chat — the JSON contract of the H5 page and the mini-program."""
+    body = await _json_object(request)
+    sender = body.get("sender")
+    if not isinstance(sender, str) or not SENDER_PATTERN.fullmatch(sender):
+        raise ApiError(
+            400, "invalid_sender", "sender 必须是1-128位字母、数字或 _ . : @ - 组成的字符串。"
+        )
+    text, payload = body.get("text"), body.get("payload")
+    if payload is not None:
+        if not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS:
+            raise ApiError(400, "invalid_payload", "按钮数据格式不正确。")
+        match = PAYLOAD_PATTERN.fullmatch(payload.strip())
+        dialogue = _ready_dialogue(request)
+        if match is None or match["intent"] not in dialogue.agent.domain.intents:
+            raise ApiError(400, "invalid_payload", "按钮数据格式不正确。")
+        message, is_payload = payload.strip(), True
+    elif isinstance(text, str):
+        # A leading "/" would be read by Rasa as an intent command: text is only ever text.
+        message, is_payload = text.replace("\x00", "").strip().lstrip("/").strip(), False
+        max_chars = request.app[SETTINGS].max_text_chars
+        if len(message) > max_chars:
+            raise ApiError(
+                413, "text_too_long", f"消息太长（最多{max_chars}字），请分几条发送。"
+            )
+        if not message:
+            return web.json_response(
+                {"messages": [{"text": "请用文字告诉我您遇到的情况。" + CALL_110}]}
+            )
+        dialogue = _ready_dialogue(request)
+    elif text is None:
+        raise ApiError(400, "missing_text", "请求缺少 text 或 payload。")
+    else:
+        raise ApiError(400, "invalid_text", "text 必须是字符串。")
+
+    metrics = request.app[METRICS]
+    metrics.messages.labels("web").inc()
+    with metrics.dialogue_latency.labels("web").time():
+        reply = await dialogue.respond(
+            "web", sender, message, is_payload=is_payload, request_id=request_id_var.get()
+        )
+    messages = reply.messages or [{"text": "消息已收到。" + CALL_110}]
+    return web.json_response({"messages": messages})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    db_state = "error"
+    if await runtime.db.ping():
+        try:
+            db_state = "ok" if await applied_revision(runtime.db) == head_revision() else "not_migrated"
+        except Exception:  # migration table unreadable
+            db_state = "not_migrated"
+    dialogue = runtime.dialogue
+    if runtime.load_error:
+        status = "error"
+    elif dialogue is None:
+        status = "starting"
+    else:
+        status = "ok" if db_state == "ok" else "degraded"
+    body: dict[str, Any] = {
+        "status": status,
+        "model": dialogue.model_id if dialogue else None,
+        "db": db_state,
+    }
+    if runtime.load_error:
+        body["error"] = runtime.load_error
+    return web.json_response(body, status=200 if status == "ok" else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    payload = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path == "/" or request.path.startswith("/static/"):
+        # Everything the page needs is served from here: no CDN, no inline code.
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+            "frame-ancestors 'none'",
+        )
+    return response
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[RUNTIME] = Runtime(db=Database(settings.database_url), cipher=PiiCipher(settings.pii_key))
+    yield
+    await app[RUNTIME].db.dispose()
+
+
+async def _load_dialogue(app: web.Application) -> None:
+    settings, runtime = app[SETTINGS], app[RUNTIME]
+    try:
+        model = find_model(settings.project_dir, settings.models_dir, settings.model_path)
+        if settings.action_endpoint_url:
+            endpoint = EndpointConfig(url=settings.action_endpoint_url)
+        else:
+            endpoint = InProcessActions(build_executor(ActionServices.from_database(runtime.db)))
+        tracker_store = SealedSQLTrackerStore(runtime.db, runtime.cipher)
+        logger.info("loading model %s", model.name)
+        started = time.perf_counter()
+        agent = await asyncio.get_running_loop().run_in_executor(
+            None, load_agent, model, tracker_store, endpoint
+        )
+        runtime.dialogue = Dialogue(agent, ConversationLog(runtime.db, runtime.cipher))
+        app[METRICS].ready.set(1)
+        logger.info("model loaded in %.1f s; ready", time.perf_counter() - started)
+    except Exception as exc:
+        runtime.load_error = f"{type(exc).__name__}: {exc}"
+        app[METRICS].errors.labels("model_load").inc()
+        logger.exception("could not load the dialogue model")
+    finally:
+        runtime.ready.set()
+
+
+async def _dialogue(app: web.Application) -> AsyncIterator[None]:
+    """Load the model in the background: /healthz answers 503 'starting' meanwhile."""
+    task = asyncio.create_task(_load_dialogue(app))
+    yield
+    if not task.done():
+        task.cancel()
+        # The loading thread itself cannot be interrupted; let it finish in the background.
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context, security_headers], client_max_size=256 * 1024
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_dialogue)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_post("/api/chat", chat)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    return app

@@ -1,0 +1,218 @@
+"""`alarmbot`: run the service, train the model, chat in the terminal, manage the database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+
+logger = logging.getLogger("alarmbot")
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings, imported lazily
+    from bot.settings import Settings
+
+    overrides = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None):
+        overrides["port"] = args.port
+    return Settings.from_env(**overrides)
+
+
+def _setup_logging(settings) -> None:  # noqa: ANN001
+    from bot.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    settings = _settings(args)
+    _setup_logging(settings)
+    if settings.env == "dev":
+        logger.warning("ALARMBOT_ENV=dev: local development settings (not for production)")
+    print(f"alarmbot 正在启动… 打开 http://{settings.host}:{settings.port}/ 开始对话", flush=True)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        print=lambda _: None,
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot.model import model_path_for, train_if_needed
+
+    settings = _settings(args)
+    target = model_path_for(settings.project_dir, settings.models_dir)
+    if target.exists() and not args.force:
+        print(f"模型已是最新（训练数据未变）：{target}")
+        return 0
+    print(f"训练数据有变化，开始训练 Rasa 模型 → {target.name}（约30-60秒）", flush=True)
+    started = time.perf_counter()
+    path, _ = train_if_needed(settings.project_dir, settings.models_dir, force=args.force)
+    print(f"训练完成，用时 {time.perf_counter() - started:.0f} 秒：{path}")
+    return 0
+
+
+async def _chat(settings, sender: str) -> int:  # noqa: ANN001
+    """Serve the real app on a free loopback port and talk to /api/chat: the web's path."""
+    import aiohttp
+    from aiohttp import web
+
+    from bot.app import RUNTIME, create_app
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp has no public accessor
+    print("正在加载模型…", flush=True)
+    await app[RUNTIME].ready.wait()
+    if app[RUNTIME].dialogue is None:
+        print(f"错误：模型加载失败：{app[RUNTIME].load_error}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
+    print("已就绪。输入消息后回车；按钮用编号选择；输入 /quit 退出。\n", flush=True)
+    buttons: list[dict] = []
+    loop = asyncio.get_running_loop()
+    try:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            while True:
+                try:
+                    line = await loop.run_in_executor(None, input, "您：")
+                except EOFError:
+                    break
+                line = line.strip()
+                if line in ("/quit", "/exit"):
+                    break
+                body: dict = {"sender": sender}
+                if line.isdigit() and 1 <= int(line) <= len(buttons):
+                    body["payload"] = buttons[int(line) - 1]["payload"]
+                else:
+                    body["text"] = line
+                async with http.post("/api/chat", json=body) as response:
+                    data = await response.json()
+                if response.status != 200:
+                    print(f"【错误 {response.status}】{data.get('message', data)}")
+                    continue
+                buttons = []
+                for message in data["messages"]:
+                    if message.get("text"):
+                        print(f"助手：{message['text']}")
+                    for button in message.get("buttons", []):
+                        buttons.append(button)
+                        print(f"    [{len(buttons)}] {button['title']}")
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _setup_logging(settings.__class__(**{**settings.__dict__, "log_level": "WARNING"}))
+    sender = args.sender or f"cli-{getpass.getuser()}"
+    return asyncio.run(_chat(settings, sender))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from store import migrate
+
+    settings = _settings(args)
+    from store.db import Database
+
+    url = Database(settings.database_url).url
+    redacted = Database(settings.database_url).redacted_url()
+    if args.db_command == "upgrade":
+        migrate.upgrade(url, args.revision)
+        print(f"数据库已升级到 {args.revision}：{redacted}")
+    elif args.db_command == "downgrade":
+        migrate.downgrade(url, args.revision)
+        print(f"数据库已回退到 {args.revision}：{redacted}")
+    else:
+        print(migrate.current(url))
+    return 0
+
+
+def cmd_keygen(_args: argparse.Namespace) -> int:
+    from store.crypto import KEY_ENV, encode_key
+
+    print(f"{KEY_ENV}={encode_key(secrets.token_bytes(32))}")
+    return 0
+
+
+def quiet_third_parties() -> None:
+    """No telemetry (this network reaches no one) and no start-up noise from TF/SQLAlchemy."""
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alarmbot",
+        description="alarmbot：110文字报警助手（微信/H5），分流到110、12345或人民调解。",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="启动服务（H5聊天页和API）")
+    run.add_argument("--host", help="监听地址（默认 127.0.0.1 或 ALARMBOT_HOST）")
+    run.add_argument("--port", type=int, help="端口（默认 8080 或 ALARMBOT_PORT）")
+    run.set_defaults(func=cmd_run)
+
+    train = sub.add_parser("train", help="训练 Rasa 模型（数据未变时跳过）")
+    train.add_argument("--force", action="store_true", help="即使数据未变也重新训练")
+    train.set_defaults(func=cmd_train)
+
+    chat = sub.add_parser("chat", help="在终端里和机器人对话（与网页同一路径）")
+    chat.add_argument("--sender", help="会话ID（默认 cli-<用户名>，再次进入可续聊）")
+    chat.set_defaults(func=cmd_chat)
+
+    db = sub.add_parser("db", help="数据库迁移（Alembic）")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")
+    db_sub.required = True
+    up = db_sub.add_parser("upgrade", help="升级到最新（或指定）版本")
+    up.add_argument("revision", nargs="?", default="head")
+    down = db_sub.add_parser("downgrade", help="回退一个（或到指定）版本")
+    down.add_argument("revision", nargs="?", default="-1")
+    db_sub.add_parser("current", help="显示数据库当前版本")
+    db.set_defaults(func=cmd_db)
+
+    keygen = sub.add_parser("keygen", help="生成个人信息加密密钥（ALARMBOT_PII_KEY）")
+    keygen.set_defaults(func=cmd_keygen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    quiet_third_parties()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line for operators instead of a traceback
+        from bot.settings import SettingsError
+
+        kind = "配置错误" if isinstance(exc, SettingsError) else "错误"
+        print(f"{kind}：{exc}", file=sys.stderr)
+        if os.environ.get("ALARMBOT_DEBUG"):
+            raise
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

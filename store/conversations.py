@@ -1,0 +1,103 @@
+"""The transcript: every message in and out, sealed, per channel identity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from store.crypto import PiiCipher
+from store.db import Database
+from store.models import Conversation, Message, utcnow
+
+_CONTEXT = "messages.content"
+
+
+@dataclass(frozen=True)
+class LoggedMessage:
+    direction: str
+    content: dict[str, Any]
+    intent: str | None
+    created_at: datetime
+
+
+class ConversationLog:
+    """Appends messages; one conversation row per (channel, sender)."""
+
+    def __init__(self, db: Database, cipher: PiiCipher) -> None:
+        self._db = db
+        self._cipher = cipher
+
+    async def _conversation_id(self, session, channel: str, sender_id: str) -> int:  # noqa: ANN001
+        query = select(Conversation.id).where(
+            Conversation.channel == channel, Conversation.sender_id == sender_id
+        )
+        found = (await session.execute(query)).scalar_one_or_none()
+        if found is not None:
+            return found
+        try:
+            async with session.begin_nested():
+                conversation = Conversation(channel=channel, sender_id=sender_id)
+                session.add(conversation)
+            return conversation.id
+        except IntegrityError:  # created concurrently by another worker
+            return (await session.execute(query)).scalar_one()
+
+    async def append(
+        self,
+        channel: str,
+        sender_id: str,
+        turns: list[tuple[str, dict[str, Any], str | None]],
+        request_id: str | None = None,
+    ) -> None:
+        """Record (direction, content, intent) turns in one transaction."""
+        if not turns:
+            return
+        now = utcnow()
+        async with self._db.session() as session:
+            conversation_id = await self._conversation_id(session, channel, sender_id)
+            for direction, content, intent in turns:
+                sealed = self._cipher.seal(json.dumps(content, ensure_ascii=False), _CONTEXT)
+                session.add(
+                    Message(
+                        conversation_id=conversation_id,
+                        direction=direction,
+                        channel=channel,
+                        sender_id=sender_id,
+                        content_sealed=sealed,
+                        intent=intent,
+                        request_id=request_id,
+                        created_at=now,
+                    )
+                )
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(
+                    last_message_at=now,
+                    message_count=Conversation.message_count + len(turns),
+                )
+            )
+
+    async def transcript(self, channel: str, sender_id: str) -> list[LoggedMessage]:
+        query = (
+            select(Message)
+            .join(Conversation, Message.conversation_id == Conversation.id)
+            .where(Conversation.channel == channel, Conversation.sender_id == sender_id)
+            .order_by(Message.id)
+        )
+        async with self._db.session() as session:
+            rows = (await session.execute(query)).scalars().all()
+        return [
+            LoggedMessage(
+                direction=row.direction,
+                content=json.loads(self._cipher.open(row.content_sealed, _CONTEXT)),
+                intent=row.intent,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]

@@ -1,0 +1,121 @@
+"""Tables. Columns ending in `_sealed` hold AES-GCM ciphertext (see `store.crypto`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import declarative_base
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Citizen(Base):
+    """A person behind a channel identity; identity columns are filled by registration."""
+
+    __tablename__ = "citizens"
+    __table_args__ = (UniqueConstraint("channel", "sender_id", name="uq_citizens_channel_sender"),)
+
+    id = Column(BigId, primary_key=True)
+    channel = Column(String(16), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    status = Column(String(16), nullable=False, default="unregistered")
+    name_sealed = Column(LargeBinary)
+    id_number_sealed = Column(LargeBinary)
+    id_number_hash = Column(String(64), index=True)
+    phone_sealed = Column(LargeBinary)
+    phone_hash = Column(String(64), index=True)
+    registered_at = Column(DateTime(timezone=True))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Conversation(Base):
+    """One per channel identity: the thread a call-taker reads as a transcript."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("channel", "sender_id", name="uq_conversations_channel_sender"),
+    )
+
+    id = Column(BigId, primary_key=True)
+    channel = Column(String(16), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    citizen_id = Column(BigId, ForeignKey("citizens.id", ondelete="SET NULL"))
+    started_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    last_message_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    message_count = Column(Integer, nullable=False, default=0)
+
+
+class Message(Base):
+    """Every user and bot message, text sealed because citizens type personal data."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_created", "conversation_id", "id"),)
+
+    id = Column(BigId, primary_key=True)
+    conversation_id = Column(
+        BigId, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    direction = Column(String(3), nullable=False)  # "in" from the citizen, "out" from the bot
+    channel = Column(String(16), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    content_sealed = Column(LargeBinary, nullable=False)  # JSON: text, payload, buttons
+    intent = Column(String(64))
+    request_id = Column(String(32))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who did what to which record; details never carry personal data."""
+
+    __tablename__ = "audit_log"
+
+    id = Column(BigId, primary_key=True)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True)
+    actor = Column(String(64), nullable=False)
+    action = Column(String(64), nullable=False)
+    target_type = Column(String(32))
+    target_id = Column(String(64))
+    details = Column(JSON, nullable=False, default=dict)
+
+
+class TrackerEvent(Base):
+    """Rasa dialogue events, sealed: slots and user texts carry personal data."""
+
+    __tablename__ = "tracker_events"
+    __table_args__ = (UniqueConstraint("sender_id", "seq", name="uq_tracker_events_sender_seq"),)
+
+    id = Column(BigId, primary_key=True)
+    sender_id = Column(String(255), nullable=False)
+    seq = Column(Integer, nullable=False)
+    type_name = Column(String(64), nullable=False)
+    timestamp = Column(Float)
+    data_sealed = Column(LargeBinary, nullable=False)
