@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import re
 import time
@@ -35,6 +37,12 @@ SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 PAYLOAD_PATTERN = re.compile(r"^/(?P<intent>[A-Za-z_][A-Za-z0-9_]{0,63})(\{.*\})?$", re.DOTALL)
 MAX_PAYLOAD_CHARS = 1000
 CALL_110 = "紧急情况请直接拨打110。"
+_dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON with Chinese left readable."""
+    return web.json_response(data, status=status, dumps=_dumps)
 
 
 @dataclass
@@ -59,7 +67,7 @@ class ApiError(web.HTTPException):
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status_code = status
         super().__init__(
-            text=web.json_response({"error": code, "message": message}).text,
+            text=_dumps({"error": code, "message": message}),
             content_type="application/json",
         )
 
@@ -91,7 +99,7 @@ async def request_context(
         except Exception:
             logger.exception("unhandled error on %s %s", request.method, request.path)
             metrics.errors.labels("unhandled").inc()
-            response = web.json_response(
+            response = json_response(
                 {"error": "internal", "message": "系统繁忙，请稍后再试。" + CALL_110}, status=500
             )
         status = response.status
@@ -165,7 +173,7 @@ async def chat(request: web.Request) -> web.Response:
                 413, "text_too_long", f"消息太长（最多{max_chars}字），请分几条发送。"
             )
         if not message:
-            return web.json_response(
+            return json_response(
                 {"messages": [{"text": "请用文字告诉我您遇到的情况。" + CALL_110}]}
             )
         dialogue = _ready_dialogue(request)
@@ -181,7 +189,7 @@ async def chat(request: web.Request) -> web.Response:
             "web", sender, message, is_payload=is_payload, request_id=request_id_var.get()
         )
     messages = reply.messages or [{"text": "消息已收到。" + CALL_110}]
-    return web.json_response({"messages": messages})
+    return json_response({"messages": messages})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -206,7 +214,7 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if runtime.load_error:
         body["error"] = runtime.load_error
-    return web.json_response(body, status=200 if status == "ok" else 503)
+    return json_response(body, status=200 if status == "ok" else 503)
 
 
 async def metrics_view(request: web.Request) -> web.Response:

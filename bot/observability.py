@@ -61,7 +61,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(numeric)
     # Third-party chatter that would otherwise echo message contents at INFO/DEBUG.
-    for noisy in ("rasa", "rasa_sdk", "tensorflow", "absl", "jieba", "aiohttp.access"):
+    for noisy in ("rasa", "rasa_sdk", "tensorflow", "absl", "jieba", "alembic", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(max(numeric, logging.WARNING)),

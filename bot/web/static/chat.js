@@ -1,0 +1,434 @@
+/* 110文字报警 — H5 chat client.
+ * Plain ES2017 for old Android WeChat webviews: no modules, no build step, no dependencies.
+ * Server data is only ever rendered with textContent / createTextNode, never innerHTML.
+ */
+(function () {
+  'use strict';
+
+  var API_CHAT = '/api/chat';
+  var TIMEOUT_MS = 15000;
+  var MAX_LEN = 2000;
+  var COUNTER_FROM = 1800;
+  var MAX_ITEMS = 100;
+  var KEY_SENDER = 'alarmbot.sender';
+  var KEY_TRANSCRIPT = 'alarmbot.transcript';
+  var KEY_DRAFT = 'alarmbot.draft';
+  var SENDER_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
+  // Where mobile data fails, SMS often still gets through.
+  var FALLBACK_HINT = '也可发短信至12110。';
+
+  var WELCOME = {
+    who: 'bot',
+    local: true,
+    text: '您好，这里是上海110文字报警。请直接写下发生了什么、在哪里，我会帮您报警或求助。',
+    buttons: [
+      { title: '我要报警', payload: '/report_incident' },
+      { title: '怎么使用', payload: '/help' }
+    ]
+  };
+
+  var $ = function (id) { return document.getElementById(id); };
+  var chatEl = $('chat');
+  var logEl = $('log');
+  var statusEl = $('status');
+  var formEl = $('form');
+  var inputEl = $('input');
+  var sendEl = $('send');
+  var counterEl = $('counter');
+  var clearEl = $('clear');
+
+  var items = [];       // the transcript: plain, JSON-serialisable objects
+  var nodes = {};       // item id -> DOM node
+  var sending = false;  // one request in flight at a time
+  var pinned = true;    // the log is scrolled to its end: keep it there when the layout changes
+  var seq = 0;
+
+  /* ---------- storage (localStorage may be missing, full or forbidden) ---------- */
+
+  var memoryStore = {};
+
+  function storeGet(key) {
+    try {
+      var v = window.localStorage.getItem(key);
+      if (v !== null) return v;
+    } catch (e) { /* fall through to memory */ }
+    return Object.prototype.hasOwnProperty.call(memoryStore, key) ? memoryStore[key] : null;
+  }
+
+  function storeSet(key, value) {
+    memoryStore[key] = value;
+    try { window.localStorage.setItem(key, value); } catch (e) { /* keep in memory only */ }
+  }
+
+  function storeRemove(key) {
+    delete memoryStore[key];
+    try { window.localStorage.removeItem(key); } catch (e) { /* ignore */ }
+  }
+
+  /* ---------- sender id ---------- */
+
+  function randomHex(nBytes) {
+    var bytes = new Uint8Array(nBytes);
+    var c = window.crypto || window.msCrypto;
+    if (c && c.getRandomValues) {
+      c.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < nBytes; i++) bytes[i] = Math.floor(Math.random() * 256);
+    }
+    var hex = '';
+    for (var j = 0; j < bytes.length; j++) hex += (bytes[j] < 16 ? '0' : '') + bytes[j].toString(16);
+    return hex;
+  }
+
+  function getSender() {
+    var id = storeGet(KEY_SENDER);
+    if (!id || !SENDER_RE.test(id)) {
+      id = 'h5-' + randomHex(16);
+      storeSet(KEY_SENDER, id);
+    }
+    return id;
+  }
+
+  /* ---------- transcript model ---------- */
+
+  function newId() {
+    seq += 1;
+    return Date.now().toString(36) + '-' + seq.toString(36);
+  }
+
+  function cleanButtons(list) {
+    if (!Array.isArray(list)) return [];
+    return list.filter(function (b) {
+      return b && typeof b.title === 'string' && b.title && typeof b.payload === 'string' && b.payload;
+    }).map(function (b) { return { title: b.title, payload: b.payload }; });
+  }
+
+  // Only http(s) or same-origin images; anything else (javascript:, data:...) is dropped.
+  function cleanImageUrl(url) {
+    if (typeof url !== 'string' || !url) return '';
+    try {
+      var u = new URL(url, window.location.href);
+      return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function cleanItem(raw) {
+    if (!raw || (raw.who !== 'bot' && raw.who !== 'user')) return null;
+    var item = { id: typeof raw.id === 'string' ? raw.id : newId(), who: raw.who };
+    item.text = typeof raw.text === 'string' ? raw.text : '';
+    if (raw.who === 'bot') {
+      var buttons = cleanButtons(raw.buttons);
+      if (buttons.length) item.buttons = buttons;
+      if (typeof raw.chosen === 'number') item.chosen = raw.chosen;
+      var image = cleanImageUrl(raw.image);
+      if (image) item.image = image;
+      if (raw.local) item.local = true;
+      if (!item.text && !item.buttons && !item.image) return null;
+    } else {
+      if (typeof raw.payload === 'string' && raw.payload) item.payload = raw.payload;
+      // A request that was still in flight when the page closed may not have arrived.
+      if (raw.status === 'pending' || raw.status === 'failed') item.status = 'failed';
+      if (!item.text) return null;
+    }
+    return item;
+  }
+
+  function loadTranscript() {
+    var list;
+    try {
+      list = JSON.parse(storeGet(KEY_TRANSCRIPT) || '[]');
+    } catch (e) {
+      list = [];
+    }
+    if (!Array.isArray(list)) return [];
+    return list.map(cleanItem).filter(Boolean).slice(-MAX_ITEMS);
+  }
+
+  function saveTranscript() {
+    storeSet(KEY_TRANSCRIPT, JSON.stringify(items.slice(-MAX_ITEMS)));
+  }
+
+  function addItem(item) {
+    if (!item.id) item.id = newId();
+    items.push(item);
+    var node = renderItem(item);
+    nodes[item.id] = node;
+    logEl.appendChild(node);
+    while (items.length > MAX_ITEMS) {
+      var old = items.shift();
+      if (nodes[old.id] && nodes[old.id].parentNode) nodes[old.id].parentNode.removeChild(nodes[old.id]);
+      delete nodes[old.id];
+    }
+    saveTranscript();
+    return item;
+  }
+
+  /* ---------- rendering ---------- */
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  function itemClass(item) {
+    return 'msg msg-' + item.who + (item.status ? ' msg-' + item.status : '');
+  }
+
+  function renderItem(item) {
+    var wrap = el('div', itemClass(item));
+    var bubble = el('div', 'bubble');
+    // Screen readers announce who is speaking; the prefix is visually hidden.
+    bubble.appendChild(el('span', 'visually-hidden', item.who === 'bot' ? '报警助手：' : '我：'));
+    bubble.appendChild(el('span', 'text', item.text));
+    if (item.image) {
+      var img = el('img', 'msg-image');
+      img.alt = '图片';
+      img.src = item.image;
+      bubble.appendChild(img);
+    }
+    wrap.appendChild(bubble);
+
+    if (item.buttons) {
+      var group = el('div', 'quick');
+      group.setAttribute('role', 'group');
+      group.setAttribute('aria-label', '快捷回复');
+      item.buttons.forEach(function (b, index) {
+        var btn = el('button', 'quick-btn' + (item.chosen === index ? ' chosen' : ''), b.title);
+        btn.type = 'button';
+        btn.addEventListener('click', function () { onQuickReply(item, index); });
+        group.appendChild(btn);
+      });
+      wrap.appendChild(group);
+    }
+    if (item.status === 'failed') wrap.appendChild(renderRetry(item));
+    return wrap;
+  }
+
+  function renderRetry(item) {
+    var btn = el('button', 'retry', '未发送，点击重试');
+    btn.type = 'button';
+    btn.addEventListener('click', function () {
+      if (!sending) send(item);
+    });
+    return btn;
+  }
+
+  // Update a user bubble in place (a replaced node would be re-announced by the live region).
+  function setStatus(item, status) {
+    if (status) item.status = status; else delete item.status;
+    var node = nodes[item.id];
+    if (!node) return;
+    node.className = itemClass(item);
+    var retry = node.querySelector('.retry');
+    if (retry) node.removeChild(retry);
+    if (status === 'failed') node.appendChild(renderRetry(item));
+  }
+
+  function showStatus(text, isError) {
+    statusEl.textContent = text || '';
+    statusEl.className = 'status' + (isError ? ' is-error' : '');
+    keepPinned();
+  }
+
+  // Quick replies are live only on bot messages after the user's last message.
+  function refreshControls() {
+    var lastUser = -1;
+    items.forEach(function (it, i) { if (it.who === 'user') lastUser = i; });
+    items.forEach(function (it, i) {
+      var node = nodes[it.id];
+      if (!node) return;
+      var live = !sending && i > lastUser && typeof it.chosen !== 'number';
+      var buttons = node.querySelectorAll('.quick-btn, .retry');
+      for (var k = 0; k < buttons.length; k++) {
+        buttons[k].disabled = buttons[k].className === 'retry' ? sending : !live;
+      }
+    });
+    sendEl.disabled = sending;
+    clearEl.disabled = sending;
+    formEl.setAttribute('aria-busy', sending ? 'true' : 'false');
+  }
+
+  function scrollToEnd() {
+    chatEl.scrollTop = chatEl.scrollHeight;
+    pinned = true;
+  }
+
+  function keepPinned() {
+    if (pinned) scrollToEnd();
+  }
+
+  /* ---------- network ---------- */
+
+  function failure(status, data) {
+    var message = data && typeof data.message === 'string' && data.message ? data.message : '';
+    if (!message) {
+      if (status === 0) message = '网络连接失败，消息未发送。';
+      else if (status === -1) message = '网络太慢，消息未发送。';
+      else if (status >= 500) message = '服务暂时不可用，消息未发送。';
+      else message = '消息未发送。';
+      message += '请点击重试。' + FALLBACK_HINT;
+    }
+    return { status: status, message: message };
+  }
+
+  // XMLHttpRequest rather than fetch: built-in timeout, works in every old webview.
+  function postChat(body) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open('POST', API_CHAT, true);
+      xhr.timeout = TIMEOUT_MS;
+      xhr.setRequestHeader('Content-Type', 'application/json');
+      xhr.onload = function () {
+        var data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
+        if (xhr.status >= 200 && xhr.status < 300 && data && Array.isArray(data.messages)) {
+          resolve(data.messages);
+        } else {
+          reject(failure(xhr.status, data));
+        }
+      };
+      xhr.onerror = function () { reject(failure(0, null)); };
+      xhr.ontimeout = function () { reject(failure(-1, null)); };
+      xhr.send(JSON.stringify(body));
+    });
+  }
+
+  function send(item) {
+    if (sending) return;
+    sending = true;
+    setStatus(item, 'pending');
+    saveTranscript();
+    showStatus('正在发送…', false);
+    refreshControls();
+    scrollToEnd();
+
+    var body = { sender: sender };
+    if (item.payload) body.payload = item.payload; else body.text = item.text;
+
+    postChat(body).then(function (messages) {
+      sending = false;
+      setStatus(item, null);
+      showStatus('', false);
+      messages.forEach(function (m) {
+        var bot = cleanItem({ who: 'bot', text: m && m.text, buttons: m && m.buttons, image: m && m.image });
+        if (bot) addItem(bot);
+      });
+    }, function (err) {
+      sending = false;
+      setStatus(item, 'failed');
+      showStatus(err.message, true);
+    }).then(function () {
+      saveTranscript();
+      refreshControls();
+      scrollToEnd();
+    });
+  }
+
+  /* ---------- user actions ---------- */
+
+  function onQuickReply(item, index) {
+    if (sending || typeof item.chosen === 'number') return;
+    var b = item.buttons[index];
+    item.chosen = index;
+    var btn = nodes[item.id] && nodes[item.id].querySelectorAll('.quick-btn')[index];
+    if (btn) btn.className += ' chosen';
+    send(addItem({ who: 'user', text: b.title, payload: b.payload }));
+  }
+
+  function submitInput() {
+    if (sending) return;  // what was typed stays in the box
+    var text = inputEl.value.replace(/^\s+|\s+$/g, '');
+    if (!text) {
+      inputEl.focus();
+      return;
+    }
+    if (text.length > MAX_LEN) {
+      showStatus('消息太长（最多' + MAX_LEN + '字），请分几次发送。', true);
+      return;
+    }
+    inputEl.value = '';
+    storeRemove(KEY_DRAFT);
+    onInputChanged();
+    send(addItem({ who: 'user', text: text }));
+  }
+
+  function onInputChanged() {
+    var len = inputEl.value.length;
+    if (len >= COUNTER_FROM) {
+      counterEl.textContent = '已输入' + len + '/' + MAX_LEN + '字';
+      counterEl.className = 'counter is-near';
+    } else {
+      counterEl.textContent = '';
+      counterEl.className = 'counter';
+    }
+    // Grow the textarea with its content (CSS max-height caps it).
+    inputEl.style.height = 'auto';
+    inputEl.style.height = (inputEl.scrollHeight + 4) + 'px';
+    keepPinned();
+  }
+
+  function clearHistory() {
+    if (sending) return;
+    if (!window.confirm('清除本机上的聊天记录？已发出的报警不受影响。')) return;
+    items = [];
+    nodes = {};
+    logEl.textContent = '';
+    storeRemove(KEY_TRANSCRIPT);
+    showStatus('', false);
+    addItem(Object.assign({}, WELCOME));
+    refreshControls();
+    inputEl.focus();
+  }
+
+  formEl.addEventListener('submit', function (e) {
+    e.preventDefault();
+    submitInput();
+  });
+
+  inputEl.addEventListener('keydown', function (e) {
+    var enter = e.key === 'Enter' || e.keyCode === 13;
+    // Never send while an IME (pinyin etc.) is composing: Enter then commits the candidate.
+    if (enter && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      submitInput();
+    }
+  });
+
+  inputEl.addEventListener('input', function () {
+    storeSet(KEY_DRAFT, inputEl.value);
+    onInputChanged();
+  });
+
+  clearEl.addEventListener('click', clearHistory);
+
+  chatEl.addEventListener('scroll', function () {
+    pinned = chatEl.scrollHeight - chatEl.scrollTop - chatEl.clientHeight < 48;
+  });
+  // The on-screen keyboard opening shrinks the window: keep the latest message in view.
+  window.addEventListener('resize', keepPinned);
+
+  /* ---------- start ---------- */
+
+  var sender = getSender();
+  var restored = loadTranscript();
+  if (restored.length) {
+    restored.forEach(function (item) {
+      items.push(item);
+      nodes[item.id] = renderItem(item);
+      logEl.appendChild(nodes[item.id]);
+    });
+    if (restored.some(function (it) { return it.status === 'failed'; })) {
+      showStatus('有消息未发送，请点击重试。' + FALLBACK_HINT, true);
+    }
+  } else {
+    addItem(Object.assign({}, WELCOME));
+  }
+  inputEl.value = storeGet(KEY_DRAFT) || '';
+  onInputChanged();
+  refreshControls();
+  scrollToEnd();
+})();

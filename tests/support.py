@@ -1,0 +1,69 @@
+"""A real alarmbot server on a loopback port, in a thread with its own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app import RUNTIME, create_app
+from bot.settings import Settings
+from store import migrate
+from store.db import Database, default_sqlite_url
+
+
+def make_settings(var_dir: Path, models_dir: Path, database_url: str | None = None) -> Settings:
+    """Test settings: own var dir and database, a fixed throwaway key, migrations applied."""
+    settings = Settings.from_env(
+        env={"ALARMBOT_ENV": "test"},
+        var_dir=var_dir,
+        models_dir=models_dir,
+        database_url=database_url or default_sqlite_url(var_dir),
+        pii_key=b"k" * 32,
+    )
+    migrate.upgrade(Database(settings.database_url).url)
+    return settings
+
+
+class ServerThread:
+    """Serves `create_app(settings)` like `alarmbot run` does, until `stop()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = replace(settings, port=0)
+        self.app: web.Application | None = None
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self, timeout: float = 180) -> ServerThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout)
+        runtime = self.app[RUNTIME]
+        if runtime.dialogue is None:
+            self.stop()
+            raise RuntimeError(f"model failed to load: {runtime.load_error}")
+        return self
+
+    async def _start(self) -> None:
+        self.app = create_app(self.settings)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        await self.app[RUNTIME].ready.wait()
+
+    def call(self, coroutine, timeout: float = 60):  # noqa: ANN001, ANN201
+        """Run a coroutine on the server's loop (to read its database, say)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -1,0 +1,207 @@
+"""The H5 chat page, driven in headless Debian chromium against the real app.
+
+Needs the `live_server_url` fixture (tests/conftest.py): the real app with a trained model.
+"""
+
+import asyncio
+import os
+import re
+from contextlib import asynccontextmanager
+
+import pytest
+
+pytest.importorskip("playwright.async_api")
+from playwright.async_api import async_playwright, expect  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+REPLY_TIMEOUT = 30_000  # ms: the first model call can be slow on a cold CI machine
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+BOT = ".msg-bot"
+USER = ".msg-user"
+LIVE_QUICK = ".quick-btn:not([disabled])"
+
+
+@asynccontextmanager
+async def open_page(base_url, viewport=PHONE):
+    """A fresh browser and phone-sized page; `page.requests` lists every URL it asked for."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(
+                viewport=viewport, is_mobile=True, has_touch=True, locale="zh-CN"
+            )
+            page = await context.new_page()
+            page.set_default_timeout(REPLY_TIMEOUT)
+            page.requests = []
+            page.on("request", lambda request: page.requests.append(request.url))
+            await page.goto(base_url + "/")
+            await expect(page.locator(BOT).first).to_be_visible()
+            yield page
+        finally:
+            await browser.close()
+
+
+async def send_text(page, text):
+    bots_before = await page.locator(BOT).count()
+    await page.locator("#input").fill(text)
+    await page.locator("#input").press("Enter")
+    return bots_before
+
+
+async def wait_for_reply(page, bots_before):
+    await expect(page.locator(BOT)).not_to_have_count(bots_before, timeout=REPLY_TIMEOUT)
+
+
+async def test_page_loads_locally_with_banner_and_accessible_input(live_server_url):
+    async with open_page(live_server_url) as page:
+        await page.wait_for_load_state("networkidle")
+        assert page.requests, "no request recorded"
+        foreign = [u for u in page.requests if not u.startswith(live_server_url)]
+        assert not foreign, f"page requested outside the app: {foreign}"
+
+        assert await page.locator("html").get_attribute("lang") == "zh-CN"
+        assert "110" in await page.title()
+
+        banner = page.locator("header.banner")
+        await expect(banner).to_contain_text("紧急情况能通话请直接拨打")
+        await expect(banner.locator('a[href="tel:110"]')).to_be_visible()
+        await expect(banner.locator('a[href="sms:12110"]')).to_be_visible()
+
+        log = page.get_by_role("log")
+        assert await log.get_attribute("aria-live") == "polite"
+
+        label = page.locator('label[for="input"]')
+        assert (await label.text_content()).strip()
+        textbox = page.get_by_label(re.compile("报警"))
+        await expect(textbox).to_have_attribute("maxlength", "2000")
+        assert await textbox.evaluate("e => e.tagName") == "TEXTAREA"
+        await expect(page.get_by_role("button", name="发送")).to_be_enabled()
+
+        # First open: a local welcome bubble with the two quick replies; nothing sent yet.
+        await expect(page.locator(BOT)).to_have_count(1)
+        quick = page.locator(LIVE_QUICK)
+        await expect(quick).to_have_text(["我要报警", "怎么使用"])
+        assert not [u for u in page.requests if "/api/chat" in u]
+
+
+async def test_chat_and_quick_reply(live_server_url):
+    async with open_page(live_server_url) as page:
+        before = await send_text(page, "你好")
+        await expect(page.locator(USER).last.locator(".text")).to_have_text("你好")
+        await expect(page.locator("#input")).to_have_value("")
+        await wait_for_reply(page, before)
+
+        reply = await page.locator(BOT).last.locator(".text").text_content()
+        assert CHINESE.search(reply), reply
+        quick = page.locator(LIVE_QUICK)
+        await expect(quick.filter(has_text="我要报警")).to_have_count(1)
+        await expect(quick.filter(has_text="怎么使用")).to_have_count(1)
+        # The welcome bubble's buttons are spent once the user has spoken.
+        await expect(page.locator(BOT).first.locator(".quick-btn").first).to_be_disabled()
+
+        before = await page.locator(BOT).count()
+        await quick.filter(has_text="怎么使用").click()
+        await expect(page.locator(USER).last.locator(".text")).to_have_text("怎么使用")
+        await wait_for_reply(page, before)
+        await expect(page.locator(BOT).last).to_contain_text("110")
+        # The button that was used is now disabled.
+        used = page.locator(".quick-btn.chosen", has_text="怎么使用")
+        await expect(used).to_be_disabled()
+
+
+async def test_reload_keeps_sender_and_history(live_server_url):
+    async with open_page(live_server_url) as page:
+        before = await send_text(page, "你好")
+        await wait_for_reply(page, before)
+        sender = await page.evaluate("localStorage.getItem('alarmbot.sender')")
+        assert re.fullmatch(r"h5-[0-9a-f]{32}", sender), sender
+        bubbles = await page.locator(".msg").count()
+        await page.locator("#input").fill("还没写完的草稿")
+
+        await page.reload()
+        await expect(page.locator(".msg")).to_have_count(bubbles)
+        await expect(page.locator(USER).last.locator(".text")).to_have_text("你好")
+        assert await page.evaluate("localStorage.getItem('alarmbot.sender')") == sender
+        await expect(page.locator("#input")).to_have_value("还没写完的草稿")
+        # The reply's quick replies are still usable after the reload.
+        await expect(page.locator(LIVE_QUICK).filter(has_text="怎么使用")).to_have_count(1)
+
+
+async def test_network_failure_keeps_text_and_retry_sends_it(live_server_url):
+    async with open_page(live_server_url) as page:
+        await page.route("**/api/chat", lambda route: route.abort("internetdisconnected"))
+        bots_before = await send_text(page, "你好")
+
+        retry = page.get_by_role("button", name="未发送，点击重试")
+        await expect(retry).to_be_visible()
+        failed = page.locator(".msg-failed")
+        await expect(failed.locator(".text")).to_have_text("你好")
+        await expect(page.locator("#status")).to_contain_text("未发送")
+        stored = await page.evaluate("localStorage.getItem('alarmbot.transcript')")
+        assert "你好" in stored
+        await expect(page.locator(BOT)).to_have_count(bots_before)
+
+        await page.unroute("**/api/chat")
+        await retry.click()
+        await wait_for_reply(page, bots_before)
+        await expect(page.locator(".msg-failed")).to_have_count(0)
+        await expect(retry).to_have_count(0)
+        await expect(page.locator("#status")).to_have_text("")
+        assert CHINESE.search(await page.locator(BOT).last.text_content())
+
+
+async def test_sending_indicator_and_no_double_submit(live_server_url):
+    async with open_page(live_server_url) as page:
+        posts = []
+
+        async def slow(route):
+            posts.append(route.request.post_data_json)
+            await asyncio.sleep(1.5)
+            await route.continue_()
+
+        await page.route("**/api/chat", slow)
+        before = await send_text(page, "你好")
+        await expect(page.locator("#status")).to_have_text("正在发送…")
+        await expect(page.locator("#send")).to_be_disabled()
+        await page.locator("#input").fill("第二条")
+        await page.locator("#input").press("Enter")
+        await wait_for_reply(page, before)
+        # Enter while sending neither sent nor lost the second message.
+        assert len(posts) == 1, posts
+        assert posts[0]["text"] == "你好" and posts[0]["sender"].startswith("h5-")
+        await expect(page.locator("#input")).to_have_value("第二条")
+        await expect(page.locator("#send")).to_be_enabled()
+
+
+async def test_screenshot_and_reflow(live_server_url, tmp_path):
+    async with open_page(live_server_url) as page:
+        before = await send_text(page, "你好")
+        await wait_for_reply(page, before)
+        shot = tmp_path / "chat-phone.png"
+        await page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 5_000
+        no_sideways_scroll = "document.documentElement.scrollWidth <= window.innerWidth"
+        assert await page.evaluate(no_sideways_scroll)
+
+    # 320 CSS px at 200% zoom (WCAG reflow): still no sideways scrolling, banner still there.
+    async with open_page(live_server_url, viewport={"width": 320, "height": 422}) as page:
+        assert await page.evaluate(no_sideways_scroll)
+        await expect(page.locator('header.banner a[href="tel:110"]')).to_be_in_viewport()
+        await expect(page.locator("#input")).to_be_in_viewport()
+        await page.screenshot(path=str(tmp_path / "chat-zoom200.png"))
