@@ -233,6 +233,9 @@ async def security_headers(
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/static/"):
+        # Unversioned asset URLs: phones must revalidate to get a deploy's new JS and CSS.
+        response.headers.setdefault("Cache-Control", "no-cache")
     if request.path == "/" or request.path.startswith("/static/"):
         # Everything the page needs is served from here: no CDN, no inline code.
         response.headers.setdefault(

@@ -1,10 +1,12 @@
 #!/usr/bin/env sh
 # Install the Debian packages the test suite drives for real: Chromium (browser tests)
-# and PostgreSQL (the store runs on SQLite and PostgreSQL alike).
+# with a Chinese font for readable screenshots, and PostgreSQL (the store runs on SQLite
+# and PostgreSQL alike).
 set -e
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -x /usr/bin/pg_ctlcluster ] || missing="$missing postgresql"
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$missing fonts-wqy-microhei"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
     echo "error: missing Debian packages:$missing (install them as root: apt-get install$missing)" >&2; exit 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def make_settings(var_dir: Path, models_dir: Path, database_url: str | None = No
         database_url=database_url or default_sqlite_url(var_dir),
         pii_key=b"k" * 32,
     )
-    migrate.upgrade(Database(settings.database_url).url)
+    # Alembic runs its own event loop: keep it off the caller's (async tests have one).
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(migrate.upgrade, Database(settings.database_url).url).result()
     return settings
 
 

@@ -39,7 +39,11 @@ LIVE_QUICK = ".quick-btn:not([disabled])"
 
 @asynccontextmanager
 async def open_page(base_url, viewport=PHONE):
-    """A fresh browser and phone-sized page; `page.requests` lists every URL it asked for."""
+    """A fresh browser and phone-sized page.
+
+    `page.requests` lists every URL it asked for, `page.errors` its script errors and console
+    errors (a Content-Security-Policy violation shows up there).
+    """
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -50,6 +54,12 @@ async def open_page(base_url, viewport=PHONE):
             page.set_default_timeout(REPLY_TIMEOUT)
             page.requests = []
             page.on("request", lambda request: page.requests.append(request.url))
+            page.errors = []
+            page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+            page.on(
+                "console",
+                lambda msg: page.errors.append(msg.text) if msg.type == "error" else None,
+            )
             await page.goto(base_url + "/")
             await expect(page.locator(BOT).first).to_be_visible()
             yield page
@@ -98,6 +108,7 @@ async def test_page_loads_locally_with_banner_and_accessible_input(live_server_u
         quick = page.locator(LIVE_QUICK)
         await expect(quick).to_have_text(["我要报警", "怎么使用"])
         assert not [u for u in page.requests if "/api/chat" in u]
+        assert not page.errors, page.errors
 
 
 async def test_chat_and_quick_reply(live_server_url):
@@ -123,6 +134,7 @@ async def test_chat_and_quick_reply(live_server_url):
         # The button that was used is now disabled.
         used = page.locator(".quick-btn.chosen", has_text="怎么使用")
         await expect(used).to_be_disabled()
+        assert not page.errors, page.errors
 
 
 async def test_reload_keeps_sender_and_history(live_server_url):

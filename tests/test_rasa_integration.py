@@ -1,0 +1,105 @@
+"""Our two touch points with Rasa internals: in-process actions and the validator fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from jsonschema import ValidationError
+from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+from rasa.shared.exceptions import RasaException
+from rasa_sdk import Action
+from rasa_sdk import ActionExecutionRejection as SdkRejection
+from rasa_sdk.executor import ActionExecutor
+
+from bot.dialogue import InProcessActions
+from bot.rasa_patches import install_fast_action_validation, stock_action_validation
+
+GOOD = {
+    "events": [
+        {"event": "slot", "name": "x", "value": 1, "timestamp": None},
+        {"event": "active_loop", "name": None},
+        {"event": "followup", "name": "action_listen"},
+    ],
+    "responses": [{"text": "您好", "buttons": [{"title": "好", "payload": "/affirm"}]}],
+}
+BAD = [
+    {"events": "not a list"},
+    {"events": [{"event": "no_such_event"}]},
+    {"responses": "nope"},
+]
+
+
+@pytest.mark.parametrize("result", [GOOD, {}, {"events": []}])
+def test_fast_validation_accepts_what_stock_accepts(result: dict[str, Any]) -> None:
+    install_fast_action_validation()
+    action = RemoteAction("action_x", None)
+    assert stock_action_validation()(action, result) is True
+    assert action._validate_action_result(result) is True
+
+
+@pytest.mark.parametrize("result", BAD)
+def test_fast_validation_rejects_what_stock_rejects(result: dict[str, Any]) -> None:
+    install_fast_action_validation()
+    action = RemoteAction("action_x", None)
+    with pytest.raises(ValidationError) as stock:
+        stock_action_validation()(action, result)
+    with pytest.raises(ValidationError) as fast:
+        action._validate_action_result(result)
+    assert fast.value.message == stock.value.message
+
+
+class _Echo(Action):
+    def name(self) -> str:
+        return "action_echo"
+
+    async def run(self, dispatcher, tracker, domain):  # noqa: ANN001, ANN201
+        dispatcher.utter_message(text=f"sender {tracker.sender_id}")
+        return [{"event": "slot", "name": "seen", "value": True}]
+
+
+class _Refuse(Action):
+    def name(self) -> str:
+        return "action_refuse"
+
+    async def run(self, dispatcher, tracker, domain):  # noqa: ANN001, ANN201
+        raise SdkRejection("action_refuse", "not now")
+
+
+def _call(action: str) -> dict[str, Any]:
+    return {
+        "next_action": action,
+        "sender_id": "web:u1",
+        "tracker": {"sender_id": "web:u1", "slots": {}, "events": [], "latest_message": {}},
+        "domain": {},
+        "version": "3.6.21",
+    }
+
+
+async def test_in_process_endpoint_runs_the_action() -> None:
+    executor = ActionExecutor()
+    executor.register_action(_Echo())
+    result = await InProcessActions(executor).request(json=_call("action_echo"), method="post")
+    assert result["responses"][0]["text"] == "sender web:u1"
+    assert result["events"][0]["name"] == "seen"
+
+
+async def test_in_process_endpoint_maps_errors_like_an_action_server() -> None:
+    executor = ActionExecutor()
+    executor.register_action(_Refuse())
+    endpoint = InProcessActions(executor)
+    with pytest.raises(ActionExecutionRejection):
+        await endpoint.request(json=_call("action_refuse"))
+    with pytest.raises(RasaException, match="action_missing"):
+        await endpoint.request(json=_call("action_missing"))
+
+
+def test_every_custom_action_in_the_domain_is_registered() -> None:
+    import yaml
+
+    from actions.registry import ACTION_CLASSES
+    from bot.settings import PROJECT_DIR
+
+    domain = yaml.safe_load((PROJECT_DIR / "domain.yml").read_text())
+    custom = {name for name in domain.get("actions", []) if name.startswith("action_")}
+    assert custom == {cls().name() for cls in ACTION_CLASSES}

@@ -1,0 +1,129 @@
+"""The store on SQLite and, when available, PostgreSQL: migrations, transcript, tracker."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from sqlalchemy import inspect, select
+
+from bot.tracker_store import SealedSQLTrackerStore
+from store import migrate
+from store.conversations import ConversationLog
+from store.crypto import PiiCipher
+from store.db import Database, default_sqlite_url, normalise_url
+from store.models import Message, TrackerEvent
+
+CIPHER = PiiCipher(b"s" * 32)
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [greet]
+slots:
+  note:
+    type: text
+    mappings: [{type: custom}]
+"""
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:  # noqa: ANN001
+    if request.param == "sqlite":
+        url = default_sqlite_url(tmp_path)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        migrate.downgrade(url, "base")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str):  # noqa: ANN201
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+def test_url_normalisation() -> None:
+    assert normalise_url("sqlite:///var/x.db") == "sqlite+aiosqlite:///var/x.db"
+    assert normalise_url("postgres://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
+    assert normalise_url("postgresql://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
+
+
+def test_migrations_go_down_and_up_again(database_url: str) -> None:
+    assert migrate.current(database_url).startswith(migrate.head_revision())
+    migrate.downgrade(database_url, "base")
+    assert "none" in migrate.current(database_url)
+    migrate.upgrade(database_url)
+    assert migrate.head_revision() in migrate.current(database_url)
+
+
+async def test_schema_matches_the_models(db: Database) -> None:
+    from store.models import Base
+
+    async with db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    assert set(Base.metadata.tables) <= tables
+    assert await migrate.applied_revision(db) == migrate.head_revision()
+
+
+async def test_transcript_is_sealed_at_rest(db: Database) -> None:
+    log = ConversationLog(db, CIPHER)
+    sender = uuid.uuid4().hex
+    await log.append("web", sender, [("in", {"text": "我叫张三"}, "greet")], request_id="r1")
+    await log.append("web", sender, [("out", {"text": "您好"}, None)])
+    transcript = await log.transcript("web", sender)
+    assert [(m.direction, m.content["text"]) for m in transcript] == [
+        ("in", "我叫张三"),
+        ("out", "您好"),
+    ]
+    async with db.session() as session:
+        raw = (await session.execute(select(Message.content_sealed))).scalars().all()
+    assert raw and all("张三".encode() not in blob for blob in raw)
+
+
+async def test_tracker_round_trip_across_sessions(db: Database) -> None:
+    store = SealedSQLTrackerStore(db, CIPHER, DOMAIN)
+    sender = f"web:{uuid.uuid4().hex}"
+    tracker = DialogueStateTracker.from_events(
+        sender,
+        [ActionExecuted("action_listen"), UserUttered("我的身份证号是110101199003074514")],
+        DOMAIN.slots,
+    )
+    tracker.update(SlotSet("note", "住在南京西路"))
+    await store.save(tracker)
+
+    loaded = await store.retrieve(sender)
+    assert loaded is not None
+    assert loaded.get_slot("note") == "住在南京西路"
+    assert loaded.latest_message.text.startswith("我的身份证号")
+
+    loaded.update(SessionStarted())
+    loaded.update(ActionExecuted("action_listen"))
+    await store.save(loaded)
+    again = await store.retrieve(sender)
+    assert [e.type_name for e in again.events][:1] == ["session_started"]
+    full = await store.retrieve_full_tracker(sender)
+    assert len(full.events) == len(loaded.events)
+    assert sender in await store.keys()
+
+    async with db.session() as session:
+        blobs = (await session.execute(select(TrackerEvent.data_sealed))).scalars().all()
+    assert all(b"110101199003074514" not in b and "南京西路".encode() not in b for b in blobs)
+
+
+async def test_saving_twice_stores_nothing_twice(db: Database) -> None:
+    store = SealedSQLTrackerStore(db, CIPHER, DOMAIN)
+    sender = f"web:{uuid.uuid4().hex}"
+    tracker = DialogueStateTracker.from_events(sender, [ActionExecuted("action_listen")])
+    await store.save(tracker)
+    await store.save(tracker)
+    assert len((await store.retrieve(sender)).events) == 1
+
+
+async def test_unknown_sender_has_no_tracker(db: Database) -> None:
+    assert await SealedSQLTrackerStore(db, CIPHER, DOMAIN).retrieve("web:nobody") is None
