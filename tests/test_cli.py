@@ -1,0 +1,80 @@
+"""The operator's CLI, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ALARMBOT = [sys.executable, "-m", "bot.cli"]
+
+
+def run(args: list[str], env: dict[str, str], stdin: str = "", timeout: float = 300):  # noqa: ANN201
+    return subprocess.run(
+        ALARMBOT + args,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path, model_path: Path) -> dict[str, str]:
+    return {
+        "ALARMBOT_ENV": "test",
+        "ALARMBOT_VAR_DIR": str(tmp_path),
+        "ALARMBOT_MODELS_DIR": str(model_path.parent),
+        "ALARMBOT_PII_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+    }
+
+
+@pytest.mark.parametrize("args", [[], ["run"], ["train"], ["chat"], ["db"], ["db", "upgrade"]])
+def test_help_everywhere(args: list[str], env: dict[str, str]) -> None:
+    result = run([*args, "--help"], env)
+    assert result.returncode == 0
+    assert "usage: alarmbot" in result.stdout
+
+
+def test_db_upgrade_current_downgrade(env: dict[str, str]) -> None:
+    assert "not migrated" in run(["db", "current"], env).stdout
+    upgraded = run(["db", "upgrade"], env)
+    assert upgraded.returncode == 0 and "数据库已升级" in upgraded.stdout
+    assert "(head)" in run(["db", "current"], env).stdout
+    assert run(["db", "downgrade", "base"], env).returncode == 0
+    assert "not migrated" in run(["db", "current"], env).stdout
+
+
+def test_errors_are_one_clear_line_and_a_non_zero_exit(env: dict[str, str]) -> None:
+    unknown = run(["fly"], env)
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+    prod_without_key = run(["db", "current"], {**env, "ALARMBOT_ENV": "prod", "ALARMBOT_PII_KEY": ""})
+    assert prod_without_key.returncode == 1
+    assert "ALARMBOT_PII_KEY" in prod_without_key.stderr
+    assert "Traceback" not in prod_without_key.stderr
+
+    bad_port = run(["db", "current"], {**env, "ALARMBOT_PORT": "eighty"})
+    assert bad_port.returncode == 1 and "配置错误" in bad_port.stderr
+
+    no_model = run(["chat"], {**env, "ALARMBOT_MODELS_DIR": str(Path(env["ALARMBOT_VAR_DIR"]) / "none")})
+    assert no_model.returncode == 1 and "模型加载失败" in no_model.stderr
+
+
+def test_train_skips_when_the_data_did_not_change(env: dict[str, str]) -> None:
+    result = run(["train"], env)
+    assert result.returncode == 0 and "模型已是最新" in result.stdout
+
+
+def test_terminal_chat_goes_through_the_web_path(env: dict[str, str]) -> None:
+    assert run(["db", "upgrade"], env).returncode == 0
+    result = run(["chat", "--sender", "cli-test"], env, stdin="你好\n2\n/quit\n")
+    assert result.returncode == 0, result.stderr
+    assert "助手：您好" in result.stdout
+    assert "[1] 我要报警" in result.stdout
+    assert "拨打110" in result.stdout, "button 2 (怎么使用) was sent as its payload"
