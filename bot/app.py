@@ -83,7 +83,9 @@ async def request_context(
 ) -> web.StreamResponse:
     """Request id, one access-log line, metrics, and JSON instead of HTML errors on /api."""
     incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if re.fullmatch(r"[A-Za-z0-9-]{8,64}", incoming) else uuid.uuid4().hex[:16]
+    request_id = (
+        incoming if re.fullmatch(r"[A-Za-z0-9-]{8,64}", incoming) else uuid.uuid4().hex[:16]
+    )
     token = request_id_var.set(request_id)
     metrics = request.app[METRICS]
     started = time.perf_counter()
@@ -169,9 +171,7 @@ async def chat(request: web.Request) -> web.Response:
         message, is_payload = text.replace("\x00", "").strip().lstrip("/").strip(), False
         max_chars = request.app[SETTINGS].max_text_chars
         if len(message) > max_chars:
-            raise ApiError(
-                413, "text_too_long", f"消息太长（最多{max_chars}字），请分几条发送。"
-            )
+            raise ApiError(413, "text_too_long", f"消息太长（最多{max_chars}字），请分几条发送。")
         if not message:
             return json_response(
                 {"messages": [{"text": "请用文字告诉我您遇到的情况。" + CALL_110}]}
@@ -197,7 +197,9 @@ async def healthz(request: web.Request) -> web.Response:
     db_state = "error"
     if await runtime.db.ping():
         try:
-            db_state = "ok" if await applied_revision(runtime.db) == head_revision() else "not_migrated"
+            db_state = (
+                "ok" if await applied_revision(runtime.db) == head_revision() else "not_migrated"
+            )
         except Exception:  # migration table unreadable
             db_state = "not_migrated"
     dialogue = runtime.dialogue

@@ -11,10 +11,10 @@ from typing import Any
 from rasa.core.actions.action import ActionExecutionRejection
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 from rasa_sdk import ActionExecutionRejection as SdkActionExecutionRejection
 from rasa_sdk.executor import ActionExecutor, ActionNotFoundException
-from rasa.shared.exceptions import RasaException
 
 from bot.rasa_patches import install_fast_action_validation
 from bot.tracker_store import SealedSQLTrackerStore, last_saved_tracker
@@ -112,7 +112,6 @@ class Dialogue:
             request_id=request_id,
         )
         return Reply(messages=messages, intent=intent)
-
 
 
 def _latest_intent(key: str) -> str | None:

@@ -120,10 +120,9 @@ async def test_oversized_request_body_is_refused_cleanly(live_server_url: str) -
 
 
 async def test_unknown_api_route_answers_json(live_server_url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{live_server_url}/api/nope") as response:
-            assert response.status == 404
-            assert (await response.json())["error"] == "not_found"
+    async with aiohttp.ClientSession() as http, http.get(f"{live_server_url}/api/nope") as response:
+        assert response.status == 404
+        assert (await response.json())["error"] == "not_found"
 
 
 async def test_concurrent_senders_do_not_see_each_others_replies(live_server) -> None:  # noqa: ANN001
@@ -189,11 +188,10 @@ async def test_healthz_and_metrics(live_server_url: str) -> None:
 
 
 async def test_page_is_served_without_external_assets(live_server_url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{live_server_url}/") as response:
-            assert response.status == 200
-            html = await response.text()
-            csp = response.headers["Content-Security-Policy"]
+    async with aiohttp.ClientSession() as http, http.get(f"{live_server_url}/") as response:
+        assert response.status == 200
+        html = await response.text()
+        csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp
     assert 'lang="zh-CN"' in html
     assert "http://" not in html and "https://" not in html and "//cdn" not in html

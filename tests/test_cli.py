@@ -54,7 +54,9 @@ def test_errors_are_one_clear_line_and_a_non_zero_exit(env: dict[str, str]) -> N
     unknown = run(["fly"], env)
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
 
-    prod_without_key = run(["db", "current"], {**env, "ALARMBOT_ENV": "prod", "ALARMBOT_PII_KEY": ""})
+    prod_without_key = run(
+        ["db", "current"], {**env, "ALARMBOT_ENV": "prod", "ALARMBOT_PII_KEY": ""}
+    )
     assert prod_without_key.returncode == 1
     assert "ALARMBOT_PII_KEY" in prod_without_key.stderr
     assert "Traceback" not in prod_without_key.stderr
@@ -62,7 +64,9 @@ def test_errors_are_one_clear_line_and_a_non_zero_exit(env: dict[str, str]) -> N
     bad_port = run(["db", "current"], {**env, "ALARMBOT_PORT": "eighty"})
     assert bad_port.returncode == 1 and "配置错误" in bad_port.stderr
 
-    no_model = run(["chat"], {**env, "ALARMBOT_MODELS_DIR": str(Path(env["ALARMBOT_VAR_DIR"]) / "none")})
+    no_model = run(
+        ["chat"], {**env, "ALARMBOT_MODELS_DIR": str(Path(env["ALARMBOT_VAR_DIR"]) / "none")}
+    )
     assert no_model.returncode == 1 and "模型加载失败" in no_model.stderr
 
 

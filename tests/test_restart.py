@@ -10,10 +10,10 @@ from tests.support import ServerThread, make_settings
 
 
 async def _say(url: str, body: dict) -> dict:
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{url}/api/chat", json={"sender": "restart-1", **body}) as r:
-            assert r.status == 200
-            return await r.json()
+    body = {"sender": "restart-1", **body}
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/api/chat", json=body) as r:
+        assert r.status == 200
+        return await r.json()
 
 
 async def test_conversation_survives_a_restart(model_path, tmp_path) -> None:  # noqa: ANN001
