@@ -1,5 +1,6 @@
 # alarmbot — `make run` to try it, `make test` to check it. Everything installs itself.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help
 
 VENV      := .venv
@@ -22,9 +23,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@if [ -z "$(PYTHON310)" ]; then scripts/find-python310.sh; exit 1; fi
 	@echo ">> creating $(VENV) with $(PYTHON310)"
 	@[ -x $(BIN)/python ] || $(PYTHON310) -m venv $(VENV)
-	$(BIN)/pip install -q -U "pip<25" setuptools wheel
+	$(BIN)/pip install -q -U "pip<25" setuptools wheel 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@echo ">> installing pinned dependencies (first time ~90 s, ~2.7 GB)"
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@
 
 install: $(STAMP)  ## create .venv and install pinned dependencies
