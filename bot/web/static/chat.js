@@ -20,7 +20,7 @@
   var WELCOME = {
     who: 'bot',
     local: true,
-    text: '您好，这里是上海110文字报警。请直接写下发生了什么、在哪里，我会帮您报警或求助。',
+    text: '您好，这里是110文字报警助手（建设中）。紧急情况请拨打110，不便通话请发短信至12110。',
     buttons: [
       { title: '我要报警', payload: '/report_incident' },
       { title: '怎么使用', payload: '/help' }
