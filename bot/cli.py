@@ -11,6 +11,7 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 logger = logging.getLogger("alarmbot")
 
@@ -123,19 +124,17 @@ async def _chat(settings, sender: str) -> int:  # noqa: ANN001
 
 def cmd_chat(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _setup_logging(settings.__class__(**{**settings.__dict__, "log_level": "WARNING"}))
+    _setup_logging(replace(settings, log_level="WARNING"))
     sender = args.sender or f"cli-{getpass.getuser()}"
     return asyncio.run(_chat(settings, sender))
 
 
 def cmd_db(args: argparse.Namespace) -> int:
     from store import migrate
+    from store.db import normalise_url, redact_url
 
-    settings = _settings(args)
-    from store.db import Database
-
-    url = Database(settings.database_url).url
-    redacted = Database(settings.database_url).redacted_url()
+    url = normalise_url(_settings(args).database_url)
+    redacted = redact_url(url)
     if args.db_command == "upgrade":
         migrate.upgrade(url, args.revision)
         print(f"数据库已升级到 {args.revision}：{redacted}")

@@ -97,20 +97,25 @@ class Dialogue:
             text, output, key, input_channel=channel, metadata=metadata, message_id=request_id
         )
         started = time.perf_counter()
-        await self.agent.handle_message(message)
-        messages = [
-            {field: value for field, value in raw.items() if field in REPLY_FIELDS and value}
-            for raw in output.messages
-        ]
-        intent = _latest_intent(key)
-        logger.debug("dialogue turn took %.1f ms", (time.perf_counter() - started) * 1000)
-        inbound = {"payload": text} if is_payload else {"text": text}
-        await self._log.append(
-            channel,
-            sender_id,
-            [("in", inbound, intent)] + [("out", m, None) for m in messages],
-            request_id=request_id,
-        )
+        messages: list[dict[str, Any]] = []
+        intent: str | None = None
+        try:
+            await self.agent.handle_message(message)
+            messages = [
+                {field: value for field, value in raw.items() if field in REPLY_FIELDS and value}
+                for raw in output.messages
+            ]
+            intent = _latest_intent(key)
+        finally:
+            # Even when Rasa fails, what the citizen wrote reaches the transcript.
+            logger.debug("dialogue turn took %.1f ms", (time.perf_counter() - started) * 1000)
+            inbound = {"payload": text} if is_payload else {"text": text}
+            await self._log.append(
+                channel,
+                sender_id,
+                [("in", inbound, intent)] + [("out", m, None) for m in messages],
+                request_id=request_id,
+            )
         return Reply(messages=messages, intent=intent)
 
 

@@ -27,6 +27,10 @@ def normalise_url(url: str) -> str:
     return str(parsed.set(drivername=driver)) if driver else url
 
 
+def redact_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _tune_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
     """WAL lets readers run beside the single writer; the busy timeout absorbs short waits."""
     cursor = dbapi_connection.cursor()
@@ -72,4 +76,4 @@ class Database:
         await self.engine.dispose()
 
     def redacted_url(self) -> str:
-        return make_url(self.url).render_as_string(hide_password=True)
+        return redact_url(self.url)
