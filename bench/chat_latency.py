@@ -1,4 +1,4 @@
-"""Chat latency, throughput, cold start and memory: alarmbot vs. stock Rasa, side by side.
+"""Chat latency, throughput, CPU, cold start and memory: alarmbot vs. stock Rasa, side by side.
 
 What is compared
     alarmbot  `alarmbot run`: one aiohttp process; Rasa agent in process, custom actions run
@@ -12,16 +12,18 @@ What is compared
 
 Why
     The issue asks whether running everything in one process is worth it. Both sides get
-    the same model, the same two message kinds and the same client, on the same machine,
-    one after the other (the machine has 2 cores: the servers are never loaded at the
-    same time, and a cold start never overlaps load):
+    the same model, the same two message kinds and the same client on the same machine:
 
     custom    "你好" (text, goes through NLU) → rule → `action_greet`, one DB read.
     response  "/help" (payload, intent given) → rule → `utter_help`, no custom action.
 
-    Numbers: cold start (process start → health endpoint 200), sequential latency per kind,
-    concurrent throughput/latency, RSS of each server's process tree. Optionally, the
-    schema-validation fix in isolation (µs per `_validate_action_result` call).
+How (fairness on a small, possibly shared machine)
+    The servers are started one after the other, so a cold start never overlaps other work
+    of ours. Both then stay up, but only one is ever under load: the sequential and the
+    concurrent phases alternate between them in blocks (A B B A …), so background noise
+    and drift hit both sides alike. Besides wall-clock latency the server-side CPU time
+    per message is measured (per thread, from /proc/PID/task/*/schedstat), which is far
+    less sensitive to noisy neighbours than latency is.
 
 It is a measurement, not a test: it exits 0 when a target is missed, non-zero only when a
 server does not start (its log tail is printed). Only 127.0.0.1 is contacted.
@@ -55,6 +57,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 KINDS = ("custom", "response")
 SENDER_GROUP = 5  # messages per sender before a new one: trackers stay small
+SEQ_BLOCK = 20  # sequential messages per turn before switching to the other server
 START_TIMEOUT_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
 HEALTH_POLL_S = 0.1
@@ -66,8 +69,11 @@ TARGET_CUSTOM_P50_MS = 15.0
 TARGET_COLD_START_S = 15.0
 TARGET_RSS_MB = 1500.0  # 1.5 GB (10^9 bytes), peak RSS of the alarmbot process tree
 
-# What each reply must contain, so a fast error is not mistaken for a fast answer.
-EXPECTED = {"custom": "您好", "response": "我可以用文字帮您"}
+# The responses each kind must produce, so a fast error is not mistaken for a fast answer.
+EXPECTED_RESPONSES = {
+    "custom": ("utter_greet_registered", "utter_greet_unregistered"),
+    "response": ("utter_help",),
+}
 
 QUIET_ENV = {
     "RASA_TELEMETRY_ENABLED": "false",
@@ -89,13 +95,15 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     log: Path
+    pids: list[int] = field(default_factory=list)  # the tree, resolved once it is ready
 
     def tail(self, lines: int = 40) -> str:
         try:
             text = self.log.read_text(errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        kept = [line for line in text.splitlines() if "/healthz" not in line]  # our polling
+        return "\n".join(kept[-lines:])
 
 
 class Children:
@@ -176,7 +184,7 @@ def run_checked(name: str, argv: Sequence[str], env: dict[str, str], cwd: Path) 
         raise StartError(f"{name}: exit code {result.returncode}\n{tail}")
 
 
-# ── memory ─────────────────────────────────────────────────────────────────────────────
+# ── /proc: process trees, memory, CPU ──────────────────────────────────────────────────
 
 
 def _children_of() -> dict[int, list[int]]:
@@ -227,18 +235,62 @@ def tree_rss(pid: int) -> Rss:
     return Rss(current * 1024 / MB, peak * 1024 / MB, len(pids))
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """On-CPU time of every live thread of `pids`, nanosecond resolution (schedstat)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 # ── client ─────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
+class Sample:
+    kind: str
+    seconds: float
+    ok: bool
+    cpu_s: dict[str, float] = field(default_factory=dict)  # server CPU per process
+
+
+@dataclass
 class Server:
-    """How to talk to one side: its chat URL and how a message of each kind is encoded."""
+    """One side: how to reach it, how each kind is encoded, and what it measured."""
 
     name: str
     chat_url: str
     encode: Callable[[str, str], dict[str, Any]]
     replies: Callable[[Any], list[str]]
-    children: list[Child] = field(default_factory=list)
+    children: list[Child]
+    cold_start_s: dict[str, float]
+    seq: list[Sample] = field(default_factory=list)
+    conc: list[Sample] = field(default_factory=list)
+    conc_wall_s: float = 0.0
+    conc_cpu_s: float = 0.0
+    warmup_errors: int = 0
+    expected: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def answered(self, kind: str, data: Any) -> bool:
+        """Any reply text of the kind's responses (any non-empty text if none are known)."""
+        texts, wanted = [t for t in self.replies(data) if t], self.expected.get(kind)
+        return any(t in wanted for t in texts) if wanted else bool(texts)
+
+    def cpu(self) -> dict[str, float]:
+        return {child.name: cpu_seconds(child.pids) for child in self.children}
 
 
 def alarmbot_body(sender: str, kind: str) -> dict[str, Any]:
@@ -259,20 +311,13 @@ def stock_texts(data: Any) -> list[str]:
     return [str(m.get("text") or "") for m in data] if isinstance(data, list) else []
 
 
-@dataclass
-class Sample:
-    kind: str
-    seconds: float
-    ok: bool
-
-
 async def send(http: aiohttp.ClientSession, server: Server, sender: str, kind: str) -> Sample:
     started = time.perf_counter()
     ok = False
     try:
         async with http.post(server.chat_url, json=server.encode(sender, kind)) as response:
             data = await response.json(content_type=None)
-            ok = response.status == 200 and any(EXPECTED[kind] in t for t in server.replies(data))
+            ok = response.status == 200 and server.answered(kind, data)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
         ok = False
     return Sample(kind, time.perf_counter() - started, ok)
@@ -282,12 +327,22 @@ def kind_for(index: int) -> str:
     return KINDS[index % len(KINDS)]
 
 
+def sender_for(prefix: str, index: int) -> str:
+    return f"{prefix}-{index // SENDER_GROUP}"
+
+
 async def sequential(
-    http: aiohttp.ClientSession, server: Server, count: int, prefix: str
+    http: aiohttp.ClientSession, server: Server, indexes: range, prefix: str, cpu: bool
 ) -> list[Sample]:
+    """One message at a time; with `cpu`, the server's CPU time is read around each one."""
     samples: list[Sample] = []
-    for i in range(count):
-        samples.append(await send(http, server, f"{prefix}-{i // SENDER_GROUP}", kind_for(i)))
+    for i in indexes:
+        before = server.cpu() if cpu else {}
+        sample = await send(http, server, sender_for(prefix, i), kind_for(i))
+        if cpu:
+            after = server.cpu()
+            sample.cpu_s = {name: after[name] - before[name] for name in after}
+        samples.append(sample)
     return samples
 
 
@@ -302,8 +357,7 @@ async def concurrent(
         k = 0
         while remaining[0] > 0:
             remaining[0] -= 1
-            sender = f"{prefix}-w{w}-{k // SENDER_GROUP}"
-            samples.append(await send(http, server, sender, kind_for(k)))
+            samples.append(await send(http, server, sender_for(f"{prefix}-w{w}", k), kind_for(k)))
             k += 1
 
     started = time.perf_counter()
@@ -323,60 +377,14 @@ async def wait_ready(http: aiohttp.ClientSession, url: str, child: Child, starte
             async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
                 if response.status == 200:
                     return time.perf_counter() - started
+                body = await response.text()
+                if '"status": "error"' in body or '"status":"error"' in body:
+                    raise StartError(f"{child.name}: {body}\n{child.tail()}")  # load failed
         await asyncio.sleep(HEALTH_POLL_S)
     raise StartError(f"{child.name}: not ready after {START_TIMEOUT_S:.0f} s\n{child.tail()}")
 
 
-# ── statistics ─────────────────────────────────────────────────────────────────────────
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank-with-interpolation percentile (q in 0..100); nan when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def summarize(samples: Sequence[Sample]) -> dict[str, float]:
-    ms = [s.seconds * 1000 for s in samples]
-    return {
-        "n": len(ms),
-        "errors": sum(not s.ok for s in samples),
-        "p50_ms": percentile(ms, 50),
-        "p95_ms": percentile(ms, 95),
-        "p99_ms": percentile(ms, 99),
-        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
-    }
-
-
-def by_kind(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
-    result = {"all": summarize(samples)}
-    for kind in KINDS:
-        result[kind] = summarize([s for s in samples if s.kind == kind])
-    return result
-
-
-def loadavg() -> float:
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-# ── the two sides ──────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Options:
-    messages: int
-    concurrency: int
-    concurrent_messages: int
-    warmup: int
-    validation_calls: int
+# ── starting the two sides ─────────────────────────────────────────────────────────────
 
 
 def migrate(env: dict[str, str], cwd: Path) -> None:
@@ -397,7 +405,7 @@ def db_env(var_dir: Path, model: Path) -> dict[str, str]:
 
 async def start_alarmbot(
     http: aiohttp.ClientSession, children: Children, work: Path, model: Path
-) -> tuple[Server, dict[str, float]]:
+) -> Server:
     cwd = work / "alarmbot"
     env = db_env(cwd / "var", model)
     migrate(env, cwd)
@@ -408,8 +416,9 @@ async def start_alarmbot(
     )
     base = f"http://127.0.0.1:{port}"
     cold = await wait_ready(http, f"{base}/healthz", child, started)
-    server = Server("alarmbot", f"{base}/api/chat", alarmbot_body, alarmbot_texts, [child])
-    return server, {"total": cold}
+    return Server(
+        "alarmbot", f"{base}/api/chat", alarmbot_body, alarmbot_texts, [child], {"total": cold}
+    )
 
 
 def write_stock_config(cwd: Path, action_port: int) -> tuple[Path, Path]:
@@ -427,7 +436,7 @@ def write_stock_config(cwd: Path, action_port: int) -> tuple[Path, Path]:
 
 async def start_stock(
     http: aiohttp.ClientSession, children: Children, work: Path, model: Path
-) -> tuple[Server, dict[str, float]]:
+) -> Server:
     """Both stock processes start at once (as a deployment would); ready = both answer."""
     cwd = work / "stock"
     env = db_env(cwd / "var", model)  # the action server reads citizens from this DB
@@ -465,35 +474,179 @@ async def start_stock(
         wait_ready(http, f"http://127.0.0.1:{action_port}/health", actions, started),
         wait_ready(http, f"{base}/status", core, started),
     )
-    server = Server(
-        "stock", f"{base}/webhooks/rest/webhook", stock_body, stock_texts, [core, actions]
+    return Server(
+        "stock",
+        f"{base}/webhooks/rest/webhook",
+        stock_body,
+        stock_texts,
+        [core, actions],
+        {"total": max(action_s, core_s), "rasa": core_s, "actions": action_s},
     )
-    return server, {"total": max(action_s, core_s), "rasa": core_s, "actions": action_s}
 
 
-async def measure(
-    http: aiohttp.ClientSession, server: Server, opts: Options, run_id: str
-) -> dict[str, Any]:
-    prefix = f"bench-{run_id}-{server.name}"
-    warm = await sequential(http, server, opts.warmup, f"{prefix}-warm")
-    warm_errors = sum(not s.ok for s in warm)
-    if warm and warm_errors == len(warm):
+# ── the run ────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Options:
+    messages: int
+    concurrency: int
+    concurrent_messages: int
+    rounds: int
+    warmup: int
+    validation_calls: int
+    expected: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+def abba(servers: Sequence[Server], turn: int) -> Sequence[Server]:
+    """A B, then B A, …: neither side always goes first after the other one's load."""
+    return servers if turn % 2 == 0 else list(reversed(servers))
+
+
+async def start_and_warm(
+    http: aiohttp.ClientSession,
+    starter: Callable[..., Awaitable[Server]],
+    children: Children,
+    work: Path,
+    model: Path,
+    opts: Options,
+    prefix: str,
+) -> Server:
+    print(
+        f"→ starting {starter.__name__.removeprefix('start_')} (load avg {loadavg():.2f})",
+        flush=True,
+    )
+    server = await starter(http, children, work, model)
+    server.expected = opts.expected
+    for child in server.children:
+        child.pids = process_tree(child.proc.pid)
+    warm = await sequential(http, server, range(opts.warmup), f"{prefix}-{server.name}-w", False)
+    server.warmup_errors = sum(not s.ok for s in warm)
+    if warm and server.warmup_errors == len(warm):
         print(f"  ! {server.name}: every warm-up reply was wrong or failed", file=sys.stderr)
-    load_before = loadavg()
-    seq = await sequential(http, server, opts.messages, f"{prefix}-seq")
-    conc, wall = await concurrent(
-        http, server, opts.concurrent_messages, opts.concurrency, f"{prefix}-conc"
-    )
-    rss = {child.name: asdict(tree_rss(child.proc.pid)) for child in server.children}
-    return {
-        "warmup_errors": warm_errors,
+    print(f"  ready in {server.cold_start_s['total']:.1f} s, warmed up", flush=True)
+    return server
+
+
+async def run_sequential(
+    http: aiohttp.ClientSession, servers: Sequence[Server], opts: Options, prefix: str
+) -> None:
+    done = {server.name: 0 for server in servers}
+    turn = 0
+    while any(n < opts.messages for n in done.values()):
+        for server in abba(servers, turn):
+            start = done[server.name]
+            stop = min(start + SEQ_BLOCK, opts.messages)
+            server.seq += await sequential(
+                http, server, range(start, stop), f"{prefix}-{server.name}-s", True
+            )
+            done[server.name] = stop
+        turn += 1
+
+
+async def run_concurrent(
+    http: aiohttp.ClientSession, servers: Sequence[Server], opts: Options, prefix: str
+) -> None:
+    per_round = [
+        opts.concurrent_messages // opts.rounds + (r < opts.concurrent_messages % opts.rounds)
+        for r in range(opts.rounds)
+    ]
+    for turn, count in enumerate(per_round):
+        if count == 0:
+            continue
+        for server in abba(servers, turn):
+            before = sum(server.cpu().values())
+            samples, wall = await concurrent(
+                http, server, count, opts.concurrency, f"{prefix}-{server.name}-c{turn}"
+            )
+            server.conc_cpu_s += sum(server.cpu().values()) - before
+            server.conc += samples
+            server.conc_wall_s += wall
+
+
+async def run_bench(opts: Options, children: Children, work: Path, model: Path) -> dict[str, Any]:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    connector = aiohttp.TCPConnector(limit=max(opts.concurrency, 1) * 2)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+        servers = [
+            await start_and_warm(http, start_alarmbot, children, work, model, opts, prefix),
+            await start_and_warm(http, start_stock, children, work, model, opts, prefix),
+        ]
+        load_before = loadavg()
+        print(f"→ sequential: {opts.messages} messages each, alternating in blocks", flush=True)
+        await run_sequential(http, servers, opts, prefix)
+        print(f"→ concurrent: {opts.concurrent_messages} messages each", flush=True)
+        await run_concurrent(http, servers, opts, prefix)
+        load_after = loadavg()
+        results = {server.name: report_side(server) for server in servers}
+    results["meta"] = {
+        "model": model.name,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "messages": opts.messages,
+        "concurrency": opts.concurrency,
+        "concurrent_messages": opts.concurrent_messages,
+        "rounds": opts.rounds,
+        "warmup": opts.warmup,
+        "sender_group": SENDER_GROUP,
+        "seq_block": SEQ_BLOCK,
         "loadavg_before": load_before,
-        "sequential": by_kind(seq),
+        "loadavg_after": load_after,
+    }
+    return results
+
+
+# ── statistics ─────────────────────────────────────────────────────────────────────────
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (q in 0..100); nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def summarize(samples: Sequence[Sample]) -> dict[str, Any]:
+    ms = [s.seconds * 1000 for s in samples]
+    result: dict[str, Any] = {
+        "n": len(ms),
+        "errors": sum(not s.ok for s in samples),
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": mean(ms),
+    }
+    measured = [s for s in samples if s.cpu_s]
+    names = measured[0].cpu_s if measured else {}
+    result["cpu_ms"] = mean([sum(s.cpu_s.values()) * 1000 for s in measured])
+    result["cpu_ms_by_process"] = {n: mean([s.cpu_s[n] * 1000 for s in measured]) for n in names}
+    return result
+
+
+def report_side(server: Server) -> dict[str, Any]:
+    rss = {child.name: asdict(tree_rss(child.proc.pid)) for child in server.children}
+    sequential = {"all": summarize(server.seq)}
+    for kind in KINDS:
+        sequential[kind] = summarize([s for s in server.seq if s.kind == kind])
+    wall, count = server.conc_wall_s, len(server.conc)
+    return {
+        "cold_start_s": server.cold_start_s,
+        "warmup_errors": server.warmup_errors,
+        "sequential": sequential,
         "concurrent": {
-            **summarize(conc),
-            "clients": opts.concurrency,
+            **summarize(server.conc),
             "wall_s": wall,
-            "throughput_msg_s": len(conc) / wall if wall > 0 else float("nan"),
+            "throughput_msg_s": count / wall if wall > 0 else float("nan"),
+            "cpu_ms": server.conc_cpu_s * 1000 / count if count else float("nan"),
         },
         "rss": rss,
         "rss_total": {
@@ -501,30 +654,6 @@ async def measure(
             "peak_mb": sum(r["peak_mb"] for r in rss.values()),
         },
     }
-
-
-async def bench_side(
-    name: str,
-    starter: Callable[..., Awaitable[tuple[Server, dict[str, float]]]],
-    children: Children,
-    work: Path,
-    model: Path,
-    opts: Options,
-    run_id: str,
-) -> dict[str, Any]:
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    connector = aiohttp.TCPConnector(limit=max(opts.concurrency, 1) * 2)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-        print(f"→ {name}: starting (load avg {loadavg():.2f})", flush=True)
-        server, cold = await starter(http, children, work, model)
-        print(f"  ready in {cold['total']:.1f} s; measuring", flush=True)
-        try:
-            result = await measure(http, server, opts, run_id)
-        finally:
-            for child in server.children:
-                children.stop(child)
-    result["cold_start_s"] = cold
-    return result
 
 
 # ── schema-validation fix in isolation ─────────────────────────────────────────────────
@@ -576,17 +705,22 @@ def ratio(ours: float, theirs: float) -> str:
 def rows(results: dict[str, Any]) -> Iterator[tuple[str, float, float, str]]:
     """(label, alarmbot, stock, format) for each line of the table."""
     a, s = results["alarmbot"], results["stock"]
+    clients = results["meta"]["concurrency"]
     yield "cold start, s", a["cold_start_s"]["total"], s["cold_start_s"]["total"], ".1f"
     for kind in ("all", *KINDS):
         for stat in ("p50", "p95", "p99", "mean"):
             key = f"{stat}_ms"
             label = f"seq {kind:<8} {stat}, ms"
             yield label, a["sequential"][kind][key], s["sequential"][kind][key], ".1f"
+    for kind in KINDS:
+        label = f"server CPU/msg {kind}, ms"
+        yield label, a["sequential"][kind]["cpu_ms"], s["sequential"][kind]["cpu_ms"], ".1f"
     ac, sc = a["concurrent"], s["concurrent"]
-    conc = f"conc x{ac['clients']}"
+    conc = f"conc x{clients}"
     yield f"{conc} throughput, msg/s", ac["throughput_msg_s"], sc["throughput_msg_s"], ".1f"
     for stat in ("p50", "p95", "p99"):
         yield f"{conc} {stat}, ms", ac[f"{stat}_ms"], sc[f"{stat}_ms"], ".1f"
+    yield f"{conc} server CPU/msg, ms", ac["cpu_ms"], sc["cpu_ms"], ".1f"
     ar, sr = a["rss_total"], s["rss_total"]
     yield "RSS current (tree sum), MB", ar["current_mb"], sr["current_mb"], ".0f"
     yield "RSS peak (tree sum), MB", ar["peak_mb"], sr["peak_mb"], ".0f"
@@ -616,29 +750,34 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool]]:
     ]
 
 
+def stock_breakdown(s: dict[str, Any]) -> str:
+    cs = s["cold_start_s"]
+    cpu = s["sequential"]["custom"]["cpu_ms_by_process"]
+    rss = ", ".join(
+        f"{name} {r['current_mb']:.0f}/{r['peak_mb']:.0f} MB" for name, r in s["rss"].items()
+    )
+    return (
+        f"stock parts: ready rasa {cs['rasa']:.1f} s, actions {cs['actions']:.1f} s; "
+        f"CPU/custom msg {', '.join(f'{n} {v:.1f} ms' for n, v in cpu.items())}; "
+        f"RSS {rss} (current/peak)"
+    )
+
+
 def render(results: dict[str, Any]) -> str:
-    a, s = results["alarmbot"], results["stock"]
-    meta = results["meta"]
+    a, s, meta = results["alarmbot"], results["stock"], results["meta"]
     lines = [
         f"alarmbot vs stock Rasa — model {meta['model']}, {meta['cpus']} CPUs, "
-        f"sequential n={meta['messages']}, concurrent {meta['concurrent_messages']} msgs "
-        f"x{meta['concurrency']} clients, warm-up {meta['warmup']}",
+        f"sequential {meta['messages']} msgs, concurrent {meta['concurrent_messages']} msgs "
+        f"x{meta['concurrency']} clients, warm-up {meta['warmup']} (per server)",
         f"{'':<34}{'alarmbot':>10}{'stock':>10}{'ratio':>8}",
     ]
     for label, ours, theirs, fmt in rows(results):
         lines.append(f"{label:<34}{ours:>10{fmt}}{theirs:>10{fmt}}{ratio(ours, theirs):>8}")
     lines.append(f"{'errors (wrong/failed replies)':<34}{errors(a):>10}{errors(s):>10}")
-    cs = s["cold_start_s"]
+    lines.append(stock_breakdown(s))
     lines.append(
-        f"stock parts: rasa ready {cs['rasa']:.1f} s, action server {cs['actions']:.1f} s; RSS "
-        + ", ".join(
-            f"{name} {r['current_mb']:.0f}/{r['peak_mb']:.0f} MB" for name, r in s["rss"].items()
-        )
-        + " (current/peak)"
-    )
-    lines.append(
-        f"load avg before sequential run: alarmbot {a['loadavg_before']:.2f}, "
-        f"stock {s['loadavg_before']:.2f}"
+        f"load avg (1 min) before/after the measured phases: "
+        f"{meta['loadavg_before']:.2f} / {meta['loadavg_after']:.2f}"
     )
     lines.append("")
     lines.append("targets (issue):")
@@ -665,8 +804,8 @@ def render(results: dict[str, Any]) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
-            "Latency, throughput, cold start and RSS of alarmbot vs stock `rasa run` + "
-            "`rasa run actions`, same model, one after the other on this machine."
+            "Latency, throughput, CPU, cold start and RSS of alarmbot vs stock `rasa run` + "
+            "`rasa run actions`, same model, never both under load at once."
         )
     )
     parser.add_argument("--messages", type=int, default=200, help="sequential messages per server")
@@ -674,7 +813,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrent-messages",
         type=int,
-        help="messages in the concurrent phase (default: --messages)",
+        help="messages per server in the concurrent phase (default: --messages)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="concurrent phase split into this many A/B rounds"
     )
     parser.add_argument("--warmup", type=int, default=20, help="warm-up messages per server")
     parser.add_argument(
@@ -688,11 +830,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-tmp", action="store_true", help="keep the scratch dir and logs")
     args = parser.parse_args(argv)
     if args.quick:
-        args.messages, args.concurrency, args.warmup = 40, 4, 10
+        args.messages, args.concurrency, args.warmup, args.rounds = 40, 4, 10, 2
         args.validation_calls = min(args.validation_calls, 100)
     if args.concurrent_messages is None:
         args.concurrent_messages = args.messages
-    for name in ("messages", "concurrency", "concurrent_messages"):
+    for name in ("messages", "concurrency", "concurrent_messages", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.warmup < 0 or args.validation_calls < 0:
@@ -709,25 +851,24 @@ def ensure_model() -> Path:
     return path
 
 
-async def run_bench(opts: Options, children: Children, work: Path, model: Path) -> dict[str, Any]:
-    run_id = uuid.uuid4().hex[:8]
-    results: dict[str, Any] = {
-        "meta": {
-            "model": model.name,
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "messages": opts.messages,
-            "concurrency": opts.concurrency,
-            "concurrent_messages": opts.concurrent_messages,
-            "warmup": opts.warmup,
-            "sender_group": SENDER_GROUP,
-        }
-    }
-    results["alarmbot"] = await bench_side(
-        "alarmbot", start_alarmbot, children, work, model, opts, run_id
-    )
-    results["stock"] = await bench_side("stock", start_stock, children, work, model, opts, run_id)
-    return results
+def expected_texts(domain_file: Path) -> dict[str, frozenset[str]]:
+    """Reply texts per kind, read from domain.yml (what the model was just trained on)."""
+    import yaml
+
+    responses = (yaml.safe_load(domain_file.read_text(encoding="utf-8")) or {}).get("responses")
+    result: dict[str, frozenset[str]] = {}
+    for kind, names in EXPECTED_RESPONSES.items():
+        variants = [v for name in names for v in (responses or {}).get(name) or []]
+        result[kind] = frozenset(
+            str(v["text"]) for v in variants if isinstance(v, dict) and v.get("text")
+        )
+        if not result[kind]:
+            print(
+                f"  ! no texts for {', '.join(names)} in {domain_file.name}: "
+                f"any non-empty reply counts as correct for '{kind}'",
+                file=sys.stderr,
+            )
+    return result
 
 
 def _raise_on_signal(signum: int, _frame: object) -> None:
@@ -740,6 +881,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.messages,
         args.concurrency,
         args.concurrent_messages,
+        args.rounds,
         args.warmup,
         args.validation_calls,
     )
@@ -751,6 +893,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     children = Children()
     try:
         model = ensure_model()
+        opts.expected = expected_texts(PROJECT_DIR / "domain.yml")
         results = asyncio.run(run_bench(opts, children, work, model))
         children.stop_all()
         if opts.validation_calls:
