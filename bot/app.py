@@ -185,10 +185,10 @@ async def chat(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.messages.labels("web").inc()
     with metrics.dialogue_latency.labels("web").time():
-        reply = await dialogue.respond(
+        messages = await dialogue.respond(
             "web", sender, message, is_payload=is_payload, request_id=request_id_var.get()
         )
-    messages = reply.messages or [{"text": "消息已收到。" + CALL_110}]
+    messages = messages or [{"text": "消息已收到。" + CALL_110}]
     return json_response({"messages": messages})
 
 
@@ -263,13 +263,14 @@ async def _load_dialogue(app: web.Application) -> None:
             endpoint = EndpointConfig(url=settings.action_endpoint_url)
         else:
             endpoint = InProcessActions(build_executor(ActionServices.from_database(runtime.db)))
-        tracker_store = SealedSQLTrackerStore(runtime.db, runtime.cipher)
+        transcript = ConversationLog(runtime.db, runtime.cipher)
+        tracker_store = SealedSQLTrackerStore(runtime.db, runtime.cipher, transcript=transcript)
         logger.info("loading model %s", model.name)
         started = time.perf_counter()
         agent = await asyncio.get_running_loop().run_in_executor(
             None, load_agent, model, tracker_store, endpoint
         )
-        runtime.dialogue = Dialogue(agent, ConversationLog(runtime.db, runtime.cipher))
+        runtime.dialogue = Dialogue(agent, transcript)
         app[METRICS].ready.set(1)
         logger.info("model loaded in %.1f s; ready", time.perf_counter() - started)
     except Exception as exc:

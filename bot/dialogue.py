@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,11 @@ from rasa_sdk import ActionExecutionRejection as SdkActionExecutionRejection
 from rasa_sdk.executor import ActionExecutor, ActionNotFoundException
 
 from bot.rasa_patches import install_fast_action_validation
-from bot.tracker_store import SealedSQLTrackerStore, last_saved_tracker
+from bot.tracker_store import SealedSQLTrackerStore, reply_content
 from store.citizens import conversation_key
 from store.conversations import ConversationLog
 
 logger = logging.getLogger(__name__)
-
-REPLY_FIELDS = ("text", "buttons", "image", "custom", "attachment")
 
 
 class InProcessActions(EndpointConfig):
@@ -64,14 +61,8 @@ def load_agent(
     return Agent.load(str(model_path), tracker_store=tracker_store, action_endpoint=action_endpoint)
 
 
-@dataclass(frozen=True)
-class Reply:
-    messages: list[dict[str, Any]]
-    intent: str | None
-
-
 class Dialogue:
-    """Hands a citizen's message to Rasa and records both sides of the exchange."""
+    """Hands a citizen's message to Rasa; the tracker store records both sides of the turn."""
 
     def __init__(self, agent: Agent, log: ConversationLog) -> None:
         self.agent = agent
@@ -90,37 +81,25 @@ class Dialogue:
         is_payload: bool = False,
         metadata: dict[str, Any] | None = None,
         request_id: str | None = None,
-    ) -> Reply:
-        key = conversation_key(channel, sender_id)
+    ) -> list[dict[str, Any]]:
+        """The bot's messages for one citizen message (text, or a button's payload)."""
         output = CollectingOutputChannel()
         message = UserMessage(
-            text, output, key, input_channel=channel, metadata=metadata, message_id=request_id
+            text,
+            output,
+            conversation_key(channel, sender_id),
+            input_channel=channel,
+            metadata=metadata,
+            message_id=request_id,
         )
         started = time.perf_counter()
-        messages: list[dict[str, Any]] = []
-        intent: str | None = None
         try:
             await self.agent.handle_message(message)
-            messages = [
-                {field: value for field, value in raw.items() if field in REPLY_FIELDS and value}
-                for raw in output.messages
-            ]
-            intent = _latest_intent(key)
-        finally:
-            # Even when Rasa fails, what the citizen wrote reaches the transcript.
-            logger.debug("dialogue turn took %.1f ms", (time.perf_counter() - started) * 1000)
+        except Exception:
+            # Rasa saves nothing when a turn fails: keep what the citizen wrote all the same.
             inbound = {"payload": text} if is_payload else {"text": text}
-            await self._log.append(
-                channel,
-                sender_id,
-                [("in", inbound, intent)] + [("out", m, None) for m in messages],
-                request_id=request_id,
-            )
-        return Reply(messages=messages, intent=intent)
-
-
-def _latest_intent(key: str) -> str | None:
-    tracker = last_saved_tracker.get()
-    if tracker is None or tracker.sender_id != key or tracker.latest_message is None:
-        return None
-    return tracker.latest_message.intent.get("name")
+            await self._log.append(channel, sender_id, [("in", inbound, None)], request_id)
+            raise
+        finally:
+            logger.debug("dialogue turn took %.1f ms", (time.perf_counter() - started) * 1000)
+        return [reply_content(raw) for raw in output.messages]

@@ -2,39 +2,64 @@
 
 Rasa's stock `SQLTrackerStore` uses a synchronous engine (blocking the event loop on every
 message) and keeps slots and user texts in clear; this one shares the application's
-async engine and seals each event with the PII cipher.
+async engine and seals each event with the PII cipher. The transcript call-takers read is
+written from the same new events in the same transaction, so the two never disagree.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from contextvars import ContextVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from rasa.core.tracker_store import SerializedTrackerAsText, TrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import SessionStarted
+from rasa.shared.core.events import BotUttered, Event, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
+from store.citizens import split_conversation_key
+from store.conversations import ConversationLog
 from store.crypto import PiiCipher
 from store.db import Database
 from store.models import TrackerEvent
 
 _CONTEXT = "tracker_events.data"
+REPLY_FIELDS = ("text", "buttons", "image", "custom", "attachment")
 
-# The tracker this task saved last: lets the caller of `agent.handle_message` read the turn's
-# intent without loading and decrypting the tracker a second time.
-last_saved_tracker: ContextVar[DialogueStateTracker | None] = ContextVar(
-    "last_saved_tracker", default=None
-)
+
+def reply_content(message: dict[str, Any]) -> dict[str, Any]:
+    """The part of a bot message a channel shows: what /api/chat returns and the transcript keeps."""
+    return {key: value for key, value in message.items() if key in REPLY_FIELDS and value}
+
+
+def transcript_turns(events: Sequence[Event]) -> list[tuple[str, dict[str, Any], str | None]]:
+    """(direction, content, intent) for the user and bot messages among `events`.
+
+    A user text starting with "/" is a button payload: typed text never does (see bot.app).
+    """
+    turns: list[tuple[str, dict[str, Any], str | None]] = []
+    for event in events:
+        if isinstance(event, UserUttered) and event.text is not None:
+            key = "payload" if event.text.startswith("/") else "text"
+            turns.append(("in", {key: event.text}, event.intent_name))
+        elif isinstance(event, BotUttered):
+            turns.append(("out", reply_content({"text": event.text, **event.data}), None))
+    return turns
 
 
 class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
-    def __init__(self, db: Database, cipher: PiiCipher, domain: Domain | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cipher: PiiCipher,
+        domain: Domain | None = None,
+        transcript: ConversationLog | None = None,
+    ) -> None:
         super().__init__(domain)
         self._db = db
         self._cipher = cipher
+        self._transcript = transcript
 
     @staticmethod
     def _session_start_seq(sender_id: str):  # noqa: ANN205 - SQL expression
@@ -71,7 +96,6 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Append the events not stored yet (the tracker holds the latest session only)."""
         await self.stream_events(tracker)
-        last_saved_tracker.set(tracker)
         sender_id = tracker.sender_id
         async with self._db.session() as session:
             start = self._session_start_seq(sender_id)
@@ -92,16 +116,26 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
                 )
             ).one()
             new_events = list(tracker.events)[stored_in_session:]
-            for offset, event in enumerate(new_events, start=1):
+            if not new_events:
+                return
+            rows = []
+            for seq, event in enumerate(new_events, start=last_seq + 1):
                 data = event.as_dict()
-                session.add(
-                    TrackerEvent(
-                        sender_id=sender_id,
-                        seq=last_seq + offset,
-                        type_name=event.type_name,
-                        timestamp=data.get("timestamp"),
-                        data_sealed=self._cipher.seal(json.dumps(data), _CONTEXT),
-                    )
+                rows.append(
+                    {
+                        "sender_id": sender_id,
+                        "seq": seq,
+                        "type_name": event.type_name,
+                        "timestamp": data.get("timestamp"),
+                        "data_sealed": self._cipher.seal(json.dumps(data), _CONTEXT),
+                    }
+                )
+            await session.execute(insert(TrackerEvent), rows)
+            if self._transcript is not None:
+                channel, channel_sender = split_conversation_key(sender_id)
+                message_id = tracker.latest_message.message_id if tracker.latest_message else None
+                await self._transcript.stage(
+                    session, channel, channel_sender, transcript_turns(new_events), message_id
                 )
 
     async def keys(self) -> Iterable[str]:

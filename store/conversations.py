@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.crypto import PiiCipher
 from store.db import Database
@@ -32,7 +33,7 @@ class ConversationLog:
         self._db = db
         self._cipher = cipher
 
-    async def _conversation_id(self, session, channel: str, sender_id: str) -> int:  # noqa: ANN001
+    async def _conversation_id(self, session: AsyncSession, channel: str, sender_id: str) -> int:
         query = select(Conversation.id).where(
             Conversation.channel == channel, Conversation.sender_id == sender_id
         )
@@ -54,34 +55,45 @@ class ConversationLog:
         turns: list[tuple[str, dict[str, Any], str | None]],
         request_id: str | None = None,
     ) -> None:
-        """Record (direction, content, intent) turns in one transaction."""
+        """Record (direction, content, intent) turns in a transaction of their own."""
+        if turns:
+            async with self._db.session() as session:
+                await self.stage(session, channel, sender_id, turns, request_id)
+
+    async def stage(
+        self,
+        session: AsyncSession,
+        channel: str,
+        sender_id: str,
+        turns: list[tuple[str, dict[str, Any], str | None]],
+        request_id: str | None = None,
+    ) -> None:
+        """Add turns to the caller's transaction, e.g. beside the dialogue state they come from."""
         if not turns:
             return
         now = utcnow()
-        async with self._db.session() as session:
-            conversation_id = await self._conversation_id(session, channel, sender_id)
-            for direction, content, intent in turns:
-                sealed = self._cipher.seal(json.dumps(content, ensure_ascii=False), _CONTEXT)
-                session.add(
-                    Message(
-                        conversation_id=conversation_id,
-                        direction=direction,
-                        channel=channel,
-                        sender_id=sender_id,
-                        content_sealed=sealed,
-                        intent=intent,
-                        request_id=request_id,
-                        created_at=now,
-                    )
-                )
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id)
-                .values(
-                    last_message_at=now,
-                    message_count=Conversation.message_count + len(turns),
-                )
-            )
+        conversation_id = await self._conversation_id(session, channel, sender_id)
+        rows = [
+            {
+                "conversation_id": conversation_id,
+                "direction": direction,
+                "channel": channel,
+                "sender_id": sender_id,
+                "content_sealed": self._cipher.seal(
+                    json.dumps(content, ensure_ascii=False), _CONTEXT
+                ),
+                "intent": intent,
+                "request_id": request_id,
+                "created_at": now,
+            }
+            for direction, content, intent in turns
+        ]
+        await session.execute(insert(Message), rows)
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(last_message_at=now, message_count=Conversation.message_count + len(rows))
+        )
 
     async def transcript(self, channel: str, sender_id: str) -> list[LoggedMessage]:
         query = (
