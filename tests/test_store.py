@@ -127,3 +127,33 @@ async def test_saving_twice_stores_nothing_twice(db: Database) -> None:
 
 async def test_unknown_sender_has_no_tracker(db: Database) -> None:
     assert await SealedSQLTrackerStore(db, CIPHER, DOMAIN).retrieve("web:nobody") is None
+
+
+async def test_tracker_save_writes_the_transcript_in_the_same_transaction(db: Database) -> None:
+    from rasa.shared.core.events import BotUttered
+
+    log = ConversationLog(db, CIPHER)
+    store = SealedSQLTrackerStore(db, CIPHER, DOMAIN, transcript=log)
+    channel_sender = uuid.uuid4().hex
+    tracker = DialogueStateTracker.from_events(
+        f"web:{channel_sender}",
+        [
+            ActionExecuted("action_listen"),
+            UserUttered("/greet", intent={"name": "greet", "confidence": 1.0}, message_id="rq1"),
+            BotUttered("您好", {"buttons": [{"title": "报警", "payload": "/report_incident"}]}),
+            ActionExecuted("action_listen"),
+            UserUttered("有人在吵架", intent={"name": "report_incident", "confidence": 0.9}),
+        ],
+    )
+    await store.save(tracker)
+    await store.save(tracker)  # nothing new: nothing written twice
+    transcript = await log.transcript("web", channel_sender)
+    assert [(m.direction, m.content, m.intent) for m in transcript] == [
+        ("in", {"payload": "/greet"}, "greet"),
+        (
+            "out",
+            {"text": "您好", "buttons": [{"title": "报警", "payload": "/report_incident"}]},
+            None,
+        ),
+        ("in", {"text": "有人在吵架"}, "report_incident"),
+    ]
