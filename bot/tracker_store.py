@@ -80,7 +80,7 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
         return query.order_by(TrackerEvent.seq)
 
     async def _retrieve(self, sender_id: str, all_sessions: bool) -> DialogueStateTracker | None:
-        async with self._db.session() as session:
+        async with self._db.reader() as session:
             rows = (await session.execute(self._event_query(sender_id, all_sessions))).all()
         if not rows:
             return None
@@ -139,6 +139,6 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
                 )
 
     async def keys(self) -> Iterable[str]:
-        async with self._db.session() as session:
+        async with self._db.reader() as session:
             rows = await session.execute(select(TrackerEvent.sender_id).distinct())
         return [row[0] for row in rows]

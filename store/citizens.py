@@ -16,7 +16,7 @@ class CitizenDirectory:
         query = select(Citizen.status).where(
             Citizen.channel == channel, Citizen.sender_id == sender_id
         )
-        async with self._db.session() as session:
+        async with self._db.reader() as session:
             status = (await session.execute(query)).scalar_one_or_none()
         return status == "registered"
 

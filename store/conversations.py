@@ -102,7 +102,7 @@ class ConversationLog:
             .where(Conversation.channel == channel, Conversation.sender_id == sender_id)
             .order_by(Message.id)
         )
-        async with self._db.session() as session:
+        async with self._db.reader() as session:
             rows = (await session.execute(query)).scalars().all()
         return [
             LoggedMessage(

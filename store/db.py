@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -57,10 +58,26 @@ class Database:
         self._sessions = sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False, future=True
         )
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commits on success, rolls back on error."""
+        """A unit of work that may write: commits on success, rolls back on error.
+
+        SQLite has one writer at a time and makes the others wait in its busy handler, which
+        sleeps in growing steps (up to 100 ms): under concurrent load that turned into
+        second-long tails. Queuing this process's writers on a lock is fair and immediate.
+        """
+        if self._write_lock is None:
+            async with self._sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work; on SQLite (WAL) it runs beside the writer."""
         async with self._sessions() as session, session.begin():
             yield session
 
