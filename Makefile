@@ -42,7 +42,9 @@ run: model migrate  ## serve the H5 chat page, console and API on 127.0.0.1:8080
 system-packages:  ## Debian packages the tests drive (chromium, postgresql)
 	scripts/ensure-system-packages.sh
 
-test: model system-packages  ## validate training data and run the whole test suite
+test: model system-packages  ## lint, validate training data and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/rasa data validate --fail-on-warnings -d domain.yml -c config.yml --data data/nlu data/rules.yml data/stories.yml
 	ALARMBOT_TEST_POSTGRES_URL="$${ALARMBOT_TEST_POSTGRES_URL:-$$(scripts/ensure-postgres.sh || true)}" \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ import os
 import secrets
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -158,6 +159,9 @@ def quiet_third_parties() -> None:
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    if not sys.warnoptions:  # `python -W ...` / PYTHONWARNINGS still win
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
 
 
 def build_parser() -> argparse.ArgumentParser:
