@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,16 +30,32 @@ class LoggedMessage:
 class ConversationLog:
     """Appends messages; one conversation row per (channel, sender)."""
 
+    CACHE_SIZE = 10_000
+
     def __init__(self, db: Database, cipher: PiiCipher) -> None:
         self._db = db
         self._cipher = cipher
+        # (channel, sender) -> conversation id, saving a query per message. Only ids read
+        # back from the database are cached, never one inserted in a still-open transaction.
+        self._ids: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def forget(self, channel: str, sender_id: str) -> None:
+        """Call when a conversation row is deleted (e.g. erasure on request)."""
+        self._ids.pop((channel, sender_id), None)
 
     async def _conversation_id(self, session: AsyncSession, channel: str, sender_id: str) -> int:
+        key = (channel, sender_id)
+        if key in self._ids:
+            self._ids.move_to_end(key)
+            return self._ids[key]
         query = select(Conversation.id).where(
             Conversation.channel == channel, Conversation.sender_id == sender_id
         )
         found = (await session.execute(query)).scalar_one_or_none()
         if found is not None:
+            self._ids[key] = found
+            if len(self._ids) > self.CACHE_SIZE:
+                self._ids.popitem(last=False)
             return found
         try:
             async with session.begin_nested():
