@@ -9,7 +9,9 @@ written from the same new events in the same transaction, so the two never disag
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.tracker_store import SerializedTrackerAsText, TrackerStore
@@ -17,6 +19,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, Event, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.citizens import split_conversation_key
 from store.conversations import ConversationLog
@@ -48,7 +52,17 @@ def transcript_turns(events: Sequence[Event]) -> list[tuple[str, dict[str, Any],
     return turns
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """How many events of the latest session are stored, and the last sequence number."""
+
+    in_session: int
+    last_seq: int
+
+
 class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
+    CACHE_SIZE = 10_000
+
     def __init__(
         self,
         db: Database,
@@ -60,6 +74,7 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
         self._db = db
         self._cipher = cipher
         self._transcript = transcript
+        self._stored: OrderedDict[str, _Stored] = OrderedDict()
 
     @staticmethod
     def _session_start_seq(sender_id: str):  # noqa: ANN205 - SQL expression
@@ -73,7 +88,9 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
         )
 
     def _event_query(self, sender_id: str, all_sessions: bool):  # noqa: ANN202
-        query = select(TrackerEvent.data_sealed).where(TrackerEvent.sender_id == sender_id)
+        query = select(TrackerEvent.seq, TrackerEvent.data_sealed).where(
+            TrackerEvent.sender_id == sender_id
+        )
         if not all_sessions:
             start = self._session_start_seq(sender_id)
             query = query.where((start.is_(None)) | (TrackerEvent.seq >= start))
@@ -84,8 +101,16 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
             rows = (await session.execute(self._event_query(sender_id, all_sessions))).all()
         if not rows:
             return None
-        events = [json.loads(self._cipher.open(row[0], _CONTEXT)) for row in rows]
+        if not all_sessions:
+            self._remember(sender_id, _Stored(in_session=len(rows), last_seq=rows[-1][0]))
+        events = [json.loads(self._cipher.open(row[1], _CONTEXT)) for row in rows]
         return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+
+    def _remember(self, sender_id: str, stored: _Stored) -> None:
+        self._stored[sender_id] = stored
+        self._stored.move_to_end(sender_id)
+        if len(self._stored) > self.CACHE_SIZE:
+            self._stored.popitem(last=False)
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         return await self._retrieve(sender_id, all_sessions=False)
@@ -93,33 +118,51 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
         return await self._retrieve(conversation_id, all_sessions=True)
 
+    async def _stored_now(self, session: AsyncSession, sender_id: str) -> _Stored:
+        start = self._session_start_seq(sender_id)
+        in_session, last_seq = (
+            await session.execute(
+                select(
+                    select(func.count())
+                    .select_from(TrackerEvent)
+                    .where(
+                        TrackerEvent.sender_id == sender_id,
+                        start.is_(None) | (TrackerEvent.seq >= start),
+                    )
+                    .scalar_subquery(),
+                    select(func.coalesce(func.max(TrackerEvent.seq), 0))
+                    .where(TrackerEvent.sender_id == sender_id)
+                    .scalar_subquery(),
+                )
+            )
+        ).one()
+        return _Stored(in_session=in_session, last_seq=last_seq)
+
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Append the events not stored yet (the tracker holds the latest session only)."""
+        """Append the events not stored yet (the tracker holds the latest session only).
+
+        What is stored is known from the `retrieve` of this same turn (the lock store lets
+        one worker at a time handle a conversation); if another writer got in between
+        anyway, the unique (sender_id, seq) key refuses the insert and we count again.
+        """
         await self.stream_events(tracker)
+        known = self._stored.pop(tracker.sender_id, None)
+        try:
+            await self._append(tracker, known)
+        except IntegrityError:
+            if known is None:
+                raise
+            await self._append(tracker, None)
+
+    async def _append(self, tracker: DialogueStateTracker, known: _Stored | None) -> None:
         sender_id = tracker.sender_id
         async with self._db.session() as session:
-            start = self._session_start_seq(sender_id)
-            stored_in_session, last_seq = (
-                await session.execute(
-                    select(
-                        select(func.count())
-                        .select_from(TrackerEvent)
-                        .where(
-                            TrackerEvent.sender_id == sender_id,
-                            start.is_(None) | (TrackerEvent.seq >= start),
-                        )
-                        .scalar_subquery(),
-                        select(func.coalesce(func.max(TrackerEvent.seq), 0))
-                        .where(TrackerEvent.sender_id == sender_id)
-                        .scalar_subquery(),
-                    )
-                )
-            ).one()
-            new_events = list(tracker.events)[stored_in_session:]
+            stored = known or await self._stored_now(session, sender_id)
+            new_events = list(tracker.events)[stored.in_session :]
             if not new_events:
                 return
             rows = []
-            for seq, event in enumerate(new_events, start=last_seq + 1):
+            for seq, event in enumerate(new_events, start=stored.last_seq + 1):
                 data = event.as_dict()
                 rows.append(
                     {

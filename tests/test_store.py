@@ -157,3 +157,30 @@ async def test_tracker_save_writes_the_transcript_in_the_same_transaction(db: Da
         ),
         ("in", {"text": "有人在吵架"}, "report_incident"),
     ]
+
+
+async def test_save_recounts_when_another_writer_got_in_between(db: Database) -> None:
+    """Two stores (two workers) on one conversation: the unique key forces a recount."""
+    first = SealedSQLTrackerStore(db, CIPHER, DOMAIN)
+    second = SealedSQLTrackerStore(db, CIPHER, DOMAIN)
+    sender = f"web:{uuid.uuid4().hex}"
+    await first.save(DialogueStateTracker.from_events(sender, [ActionExecuted("action_listen")]))
+
+    mine = await first.retrieve(sender)  # remembers: 1 event stored
+    theirs = await second.retrieve(sender)
+    theirs.update(UserUttered("他们先写"))
+    await second.save(theirs)
+    mine.update(UserUttered("我后写"))
+    await first.save(mine)  # cached count is stale: insert refused, recounted, no crash
+
+    async with db.session() as session:
+        seqs = (
+            (
+                await session.execute(
+                    select(TrackerEvent.seq).where(TrackerEvent.sender_id == sender)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(seqs) == list(range(1, len(seqs) + 1)), "no gaps, no duplicates"
