@@ -1,0 +1,369 @@
+"""Where a report goes, and why: 110 police, the 12345 civic hotline, or a people's mediator.
+
+`triage()` is pure: the text (already normalised by `nlu.text.normalise`: Simplified
+Chinese, half-width ASCII), optional form slots and the NLU model's reading in, a
+`Decision` with reasons a call-taker can read out. The model proposes a category; the
+policy rules in `policy.yml` decide what data cannot: danger and aggression override
+everything, negation ("没有人受伤") and hearsay ("电视里说") are discounted, past events are
+not emergencies, and when unsure between police and anything else, police wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+POLICE, CIVIC, MEDIATION = "police", "12345", "mediation"
+ROUTES = (POLICE, CIVIC, MEDIATION)
+URGENCIES = ("immediate", "urgent", "normal", "low")
+DEFAULT_POLICY = Path(__file__).with_name("policy.yml")
+
+# Police categories that are violent by nature, and those that are urgent even when calm.
+AGGRESSIVE_CATEGORIES = frozenset(
+    {"robbery", "assault", "domestic_violence", "threat", "self_harm"}
+)
+URGENT_CATEGORIES = frozenset({"fraud", "missing_person", "traffic", "fire_rescue", "robbery"})
+
+
+@dataclass(frozen=True)
+class IntentScore:
+    name: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ModelReading:
+    """What the NLU model said about the text: intent ranking (best first) and entities."""
+
+    ranking: tuple[IntentScore, ...] = ()
+    entities: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_parse(cls, parse: Mapping[str, Any]) -> ModelReading:
+        """From Rasa's parse data (`tracker.latest_message` or `Agent.parse_message`)."""
+        ranking = parse.get("intent_ranking") or ([parse["intent"]] if parse.get("intent") else [])
+        return cls(
+            ranking=tuple(
+                IntentScore(str(item.get("name")), float(item.get("confidence") or 0.0))
+                for item in ranking
+                if item.get("name")
+            ),
+            entities=tuple(parse.get("entities") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: str
+    category: str
+    aggression: bool
+    urgency: str
+    confidence: float
+    call_110_now: bool
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        return data
+
+
+@dataclass(frozen=True)
+class CueList:
+    """Cue phrases matched longest-first, each either counted or negated."""
+
+    pattern: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, phrases: Iterable[str]) -> CueList:
+        ordered = sorted({p for p in phrases if p}, key=len, reverse=True)
+        return cls(re.compile("|".join(map(re.escape, ordered))) if ordered else None)
+
+    def find(self, text: str, negation: re.Pattern[str], gap: int) -> tuple[list[str], list[str]]:
+        """(counted cues, negated cues) in order of appearance, without duplicates."""
+        counted: list[str] = []
+        negated: list[str] = []
+        if self.pattern is None:
+            return counted, negated
+        for match in self.pattern.finditer(text):
+            before = text[max(0, match.start() - gap - 4) : match.start()]
+            is_negated = any(
+                found.end() >= len(before) - gap for found in negation.finditer(before)
+            )
+            target = negated if is_negated else counted
+            if match.group() not in target:
+                target.append(match.group())
+        return counted, negated
+
+
+@dataclass(frozen=True)
+class TriagePolicy:
+    labels: Mapping[str, Mapping[str, str]]
+    route_labels: Mapping[str, str]
+    intent_prefixes: Mapping[str, str]
+    min_confidence: float
+    police_pull: float
+    negation: re.Pattern[str]
+    negation_gap: int
+    danger: CueList
+    aggression: CueList
+    threat: CueList
+    ongoing: CueList
+    past: CueList
+    hearsay: CueList
+    aggression_override: Mapping[str, str]
+    keywords: Mapping[str, CueList]
+
+    @classmethod
+    def from_file(cls, path: Path = DEFAULT_POLICY) -> TriagePolicy:
+        return cls.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TriagePolicy:
+        cues = data["cues"]
+        negation_words = sorted(data["negation_words"], key=len, reverse=True)
+        return cls(
+            labels={route: dict(cats) for route, cats in data["categories"].items()},
+            route_labels={route: spec["label"] for route, spec in data["routes"].items()},
+            intent_prefixes={
+                spec["intent_prefix"]: route for route, spec in data["routes"].items()
+            },
+            min_confidence=float(data["thresholds"]["min_confidence"]),
+            police_pull=float(data["thresholds"]["police_pull"]),
+            negation=re.compile("|".join(map(re.escape, negation_words))),
+            negation_gap=int(data.get("negation_gap", 1)),
+            danger=CueList.of(cues["danger"]),
+            aggression=CueList.of(cues["aggression"]),
+            threat=CueList.of(cues["threat"]),
+            ongoing=CueList.of(cues["ongoing"]),
+            past=CueList.of(cues["past"]),
+            hearsay=CueList.of(cues["hearsay"]),
+            aggression_override=dict(data["aggression_override"]),
+            keywords={intent: CueList.of(words) for intent, words in data["keywords"].items()},
+        )
+
+    def route_of(self, intent: str) -> tuple[str, str] | None:
+        """(route, category) for a report intent such as 'police_theft'; None otherwise."""
+        for prefix, route in self.intent_prefixes.items():
+            if intent.startswith(prefix):
+                category = intent[len(prefix) :]
+                if category in self.labels.get(route, {}):
+                    return route, category
+        return None
+
+    def label(self, route: str, category: str) -> str:
+        return self.labels.get(route, {}).get(category, category)
+
+    def cues(self, cue_list: CueList, text: str) -> tuple[list[str], list[str]]:
+        return cue_list.find(text, self.negation, self.negation_gap)
+
+
+@cache
+def default_policy() -> TriagePolicy:
+    return TriagePolicy.from_file(DEFAULT_POLICY)
+
+
+@dataclass(frozen=True)
+class _Proposal:
+    """A (route, category) someone proposed, and how sure they are."""
+
+    route: str
+    category: str
+    confidence: float
+    source: str  # "model" or "keywords"
+
+
+def keyword_proposal(text: str, policy: TriagePolicy) -> _Proposal | None:
+    """The keyword-only reading: most matched cue words wins, police first on ties."""
+    best: tuple[int, int, str] | None = None
+    for order, (intent, cue_list) in enumerate(policy.keywords.items()):
+        hits, _ = policy.cues(cue_list, text)
+        if hits and (best is None or len(hits) > best[0]):
+            best = (len(hits), order, intent)
+    if best is None:
+        return None
+    routed = policy.route_of(best[2])
+    if routed is None:
+        return None
+    return _Proposal(routed[0], routed[1], min(0.5 + 0.1 * best[0], 0.8), "keywords")
+
+
+def _model_proposal(reading: ModelReading | None, policy: TriagePolicy) -> _Proposal | None:
+    if reading is None:
+        return None
+    for score in reading.ranking[:1]:
+        routed = policy.route_of(score.name)
+        if routed is not None:
+            return _Proposal(routed[0], routed[1], score.confidence, "model")
+    return None
+
+
+def _police_mass(reading: ModelReading | None, policy: TriagePolicy) -> tuple[float, str | None]:
+    """Total probability the model gives to police intents, and the likeliest of them."""
+    if reading is None:
+        return 0.0, None
+    mass, best = 0.0, None
+    for score in reading.ranking:
+        routed = policy.route_of(score.name)
+        if routed and routed[0] == POLICE:
+            mass += score.confidence
+            best = best or routed[1]
+    return mass, best
+
+
+def _entity_values(reading: ModelReading | None, name: str) -> list[str]:
+    if reading is None:
+        return []
+    return [str(e.get("value")) for e in reading.entities if e.get("entity") == name]
+
+
+def triage(
+    text: str,
+    slots: Mapping[str, Any] | None = None,
+    reading: ModelReading | None = None,
+    policy: TriagePolicy | None = None,
+) -> Decision:
+    """Decide the route for a report. Never raises on any text."""
+    policy = policy or default_policy()
+    slots = slots or {}
+    text = (text or "").strip()
+    reasons: list[str] = []
+
+    danger, danger_negated = policy.cues(policy.danger, text)
+    aggression, aggression_negated = policy.cues(policy.aggression, text)
+    threat, _ = policy.cues(policy.threat, text)
+    ongoing, _ = policy.cues(policy.ongoing, text)
+    past, _ = policy.cues(policy.past, text)
+    hearsay, _ = policy.cues(policy.hearsay, text)
+    weapons = _entity_values(reading, "weapon")
+    injuries = _entity_values(reading, "injury")
+    if _entity_values(reading, "injury_negated"):
+        injuries = []
+    if slots.get("weapons"):
+        weapons.append(str(slots["weapons"]))
+    if slots.get("injured") or (slots.get("injured_count") or 0) > 0:
+        injuries.append("有人受伤")
+    if slots.get("ongoing") is True:
+        ongoing.append("仍在发生")
+    negated = [cue for cue in danger_negated + aggression_negated if cue not in danger + aggression]
+    if negated:
+        reasons.append("已排除：" + "、".join(f"没有{cue}" for cue in negated[:3]))
+
+    model = _model_proposal(reading, policy)
+    keywords = keyword_proposal(text, policy)
+    proposal = model or keywords
+    if model is not None:
+        reasons.append(
+            f"模型判断：{policy.label(model.route, model.category)}（{model.confidence:.0%}）"
+        )
+    elif keywords is not None:
+        reasons.append(f"关键词判断：{policy.label(keywords.route, keywords.category)}")
+
+    violent_signals = aggression + weapons + injuries
+    is_hearsay = bool(hearsay) and not ongoing
+    if is_hearsay:
+        reasons.append("转述或媒体内容（" + "、".join(hearsay) + "），未按紧急处理")
+    past_only = bool(past) and not ongoing
+
+    if danger and not is_hearsay:
+        route = POLICE
+        category = _police_category(proposal, keywords, threat, policy)
+        reasons.append("危险信号：" + "、".join(danger[:4]))
+    elif violent_signals and not is_hearsay:
+        route = POLICE
+        category = _police_category(proposal, keywords, threat, policy)
+        reasons.append("暴力/威胁信号：" + "、".join(dict.fromkeys(violent_signals[:4])))
+        if proposal is not None and proposal.route == MEDIATION:
+            reasons.append(f"{policy.label(MEDIATION, proposal.category)}涉及暴力或威胁，转为警情")
+    elif proposal is not None and proposal.route == POLICE:
+        route, category = POLICE, proposal.category
+    elif proposal is not None:
+        route, category = proposal.route, proposal.category
+        mass, likeliest = _police_mass(reading, policy)
+        unsure = proposal.confidence < policy.min_confidence
+        if unsure and mass >= policy.police_pull:
+            route, category = POLICE, likeliest or "other"
+            reasons.append(f"把握不足（{proposal.confidence:.0%}），可能是警情，按110处理")
+    else:
+        route, category = POLICE, "other"
+        reasons.append("无法判断类别，按110警情处理，由接警员核实")
+
+    aggressive = bool((danger or violent_signals) and not is_hearsay) or (
+        route == POLICE and category in AGGRESSIVE_CATEGORIES
+    )
+    call_110_now = (
+        route == POLICE
+        and not is_hearsay
+        and not past_only
+        and (bool(danger) or (aggressive and bool(ongoing)))
+    )
+    if past_only and route == POLICE:
+        reasons.append("事情已过去（" + "、".join(past[:2]) + "），非正在发生")
+    if call_110_now:
+        reasons.append("可能危及人身安全：请能通话时立即拨打110")
+
+    urgency = _urgency(route, category, aggressive, call_110_now, bool(ongoing), past_only)
+    confidence = _confidence(route, proposal, danger, violent_signals)
+    reasons.insert(0, f"去向：{policy.route_labels[route]}·{policy.label(route, category)}")
+    return Decision(
+        route=route,
+        category=category,
+        aggression=aggressive,
+        urgency=urgency,
+        confidence=round(confidence, 3),
+        call_110_now=call_110_now,
+        reasons=tuple(reasons),
+    )
+
+
+def _police_category(
+    proposal: _Proposal | None,
+    keywords: _Proposal | None,
+    threat: Sequence[str],
+    policy: TriagePolicy,
+) -> str:
+    """The police category when rules force police: the model's if it said police."""
+    if proposal is not None and proposal.route == POLICE:
+        return proposal.category
+    if threat:
+        return "threat"
+    if proposal is not None and proposal.route == MEDIATION:
+        return policy.aggression_override.get(
+            proposal.category, policy.aggression_override["default"]
+        )
+    if keywords is not None and keywords.route == POLICE:
+        return keywords.category
+    return policy.aggression_override["default"]
+
+
+def _urgency(
+    route: str, category: str, aggressive: bool, call_now: bool, ongoing: bool, past_only: bool
+) -> str:
+    if call_now:
+        return "immediate"
+    if route == POLICE:
+        if (aggressive or ongoing or category in URGENT_CATEGORIES) and not past_only:
+            return "urgent"
+        return "normal"
+    return "normal" if route == MEDIATION else "low"
+
+
+def _confidence(
+    route: str,
+    proposal: _Proposal | None,
+    danger: Sequence[str],
+    violent: Sequence[str],
+) -> float:
+    """How sure the route is (not the category): rule evidence raises it for police."""
+    base = proposal.confidence if proposal is not None else 0.3
+    if route == POLICE and (danger or violent):
+        return max(base, 0.9)
+    if proposal is not None and proposal.route != route:
+        return 1.0 - base  # pulled to police against the proposal
+    return base

@@ -1,0 +1,172 @@
+"""triage(): the policy rules on top of the model, exhaustively and without Rasa."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from routing.triage import (
+    CIVIC,
+    MEDIATION,
+    POLICE,
+    IntentScore,
+    ModelReading,
+    default_policy,
+    triage,
+)
+
+
+def model(*scores: tuple[str, float], entities: tuple = ()) -> ModelReading:
+    return ModelReading(tuple(IntentScore(n, c) for n, c in scores), entities)
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route", "category"),
+    [
+        ("我的电动车被偷了", model(("police_theft", 0.95)), POLICE, "theft"),
+        ("物业不管电梯", model(("civic_property", 0.9)), CIVIC, "property"),
+        ("楼上漏水邻居不理", model(("mediation_neighbor", 0.88)), MEDIATION, "neighbor"),
+        ("和医院对手术结果有争议", model(("mediation_medical", 0.8)), MEDIATION, "medical"),
+        ("分手了想要回彩礼", model(("mediation_romance", 0.9)), MEDIATION, "romance"),
+    ],
+)
+def test_the_model_decides_when_no_rule_applies(text, reading, route, category) -> None:  # noqa: ANN001
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (route, category)
+    assert not decision.call_110_now
+    assert any("模型判断" in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("邻居因为漏水吵起来，他动手打了我妈", "assault"),
+        ("我老公喝醉了又动手打人", "domestic_violence"),
+        ("前男友说要弄死我", "threat"),
+        ("邻居拿菜刀出来了", "assault"),
+    ],
+)
+def test_a_dispute_with_violence_is_police(text: str, category: str) -> None:
+    mediation = {"邻居": "neighbor", "老公": "family", "前男友": "romance"}
+    intent = next((v for k, v in mediation.items() if k in text), "neighbor")
+    decision = triage(text, reading=model((f"mediation_{intent}", 0.7)))
+    assert decision.route == POLICE and decision.category == category
+    assert decision.aggression
+    assert any("转为警情" in r or "信号" in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["吵了一架但是没动手", "没有人受伤，就是吵得厉害", "他没打我，就是骂人", "并没有动手，只是吵"],
+)
+def test_negated_violence_stays_mediation(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_neighbor", 0.8)))
+    assert decision.route == MEDIATION
+    assert not decision.aggression
+    assert any("已排除" in r for r in decision.reasons)
+
+
+def test_negation_needs_to_be_next_to_the_cue() -> None:
+    decision = triage("没想到他打我", reading=model(("mediation_family", 0.8)))
+    assert decision.route == POLICE and decision.aggression
+
+
+@pytest.mark.parametrize(
+    "text", ["救命", "救命啊！！", "着火了", "有人拿刀", "我不想活了", "有人要跳楼"]
+)
+def test_very_short_danger_needs_no_model(text: str) -> None:
+    decision = triage(text)
+    assert decision.route == POLICE
+    assert decision.call_110_now and decision.urgency == "immediate"
+
+
+def test_danger_wins_over_a_confident_civic_reading() -> None:
+    decision = triage("快递站着火了", reading=model(("civic_courier", 0.97)))
+    assert decision.route == POLICE and decision.category == "fire_rescue" or decision.call_110_now
+    assert decision.call_110_now
+
+
+def test_past_events_are_not_emergencies() -> None:
+    decision = triage("昨天有人打了我一拳", reading=model(("police_assault", 0.9)))
+    assert decision.route == POLICE and decision.aggression
+    assert not decision.call_110_now and decision.urgency != "immediate"
+    assert any("已过去" in r for r in decision.reasons)
+
+
+def test_ongoing_violence_is_immediate() -> None:
+    decision = triage("楼下现在有人在打架", reading=model(("police_assault", 0.9)))
+    assert decision.call_110_now and decision.urgency == "immediate"
+
+
+def test_hearsay_is_not_an_emergency() -> None:
+    decision = triage("新闻里说有人持刀伤人", reading=model(("police_assault", 0.6)))
+    assert not decision.call_110_now
+
+
+def test_unsure_between_police_and_civic_goes_to_police() -> None:
+    reading = model(("civic_other", 0.45), ("police_public_order", 0.3), ("civic_property", 0.25))
+    decision = triage("楼下有人一直在那边", reading=reading)
+    assert decision.route == POLICE and decision.category == "public_order"
+    assert any("把握不足" in r for r in decision.reasons)
+
+
+def test_confident_civic_is_not_pulled_to_police() -> None:
+    reading = model(("civic_property", 0.8), ("police_tip", 0.15))
+    assert triage("物业乱收费", reading=reading).route == CIVIC
+
+
+def test_no_model_and_no_cue_is_police_for_a_human_to_check() -> None:
+    decision = triage("嗯")
+    assert decision.route == POLICE and decision.category == "other"
+    assert decision.confidence < 0.5
+
+
+def test_keywords_stand_in_when_the_model_says_nothing_useful() -> None:
+    decision = triage("小区里有群租房", reading=model(("report_incident", 0.9)))
+    assert (decision.route, decision.category) == (POLICE, "tip")
+
+
+def test_weapon_entity_from_the_model_counts_as_aggression() -> None:
+    reading = model(("mediation_neighbor", 0.9), entities=({"entity": "weapon", "value": "棍子"},))
+    decision = triage("邻居拿着那个东西站在门口", reading=reading)
+    assert decision.route == POLICE and decision.aggression
+
+
+def test_form_slots_count() -> None:
+    decision = triage(
+        "邻居吵架", slots={"injured_count": 1}, reading=model(("mediation_neighbor", 0.9))
+    )
+    assert decision.route == POLICE
+
+
+def test_reasons_start_with_the_route_in_chinese() -> None:
+    decision = triage("我的自行车被偷了", reading=model(("police_theft", 0.9)))
+    assert decision.reasons[0].startswith("去向：110警情·盗窃")
+    assert decision.as_dict()["reasons"][0] == decision.reasons[0]
+
+
+def test_every_category_has_a_chinese_label_and_keywords() -> None:
+    policy = default_policy()
+    for route, categories in policy.labels.items():
+        for category, label in categories.items():
+            assert label and label != category
+            if category != "other" or route != POLICE:
+                prefix = {POLICE: "police_", CIVIC: "civic_", MEDIATION: "mediation_"}[route]
+                assert f"{prefix}{category}" in policy.keywords
+
+
+@given(st.text(max_size=3000), st.floats(min_value=0, max_value=1))
+def test_never_raises_and_always_answers_a_valid_route(text: str, confidence: float) -> None:
+    decision = triage(text, reading=model(("mediation_family", confidence)))
+    assert decision.route in (POLICE, CIVIC, MEDIATION)
+    assert decision.urgency in ("immediate", "urgent", "normal", "low")
+    assert 0.0 <= decision.confidence <= 1.0
+    assert decision.reasons
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", "😭😭😭", "<script>alert(1)</script>", "\x00\x01\x02", "报" * 10_000]
+)
+def test_bad_input_gets_a_decision(text: str) -> None:
+    assert triage(text).route in (POLICE, CIVIC, MEDIATION)
