@@ -27,7 +27,7 @@ def fake_identity(seed: int) -> FakeIdentity:
     for _ in range(1000):  # region codes are only valid for some birth years: resample
         birth = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
         body = f"{rng.choice(REGIONS)}{birth:%Y%m%d}{rng.randrange(1000):03d}"
-        id_number = body + ric.calc_check_digit(body)
+        id_number = body + ric.calc_check_digit(body + "0")  # wants the digit slot present
         if ric.is_valid(id_number):
             break
     else:
