@@ -5,13 +5,15 @@ from __future__ import annotations
 from rasa_sdk.executor import ActionExecutor
 
 from actions.greet import ActionGreet
-from actions.services import ActionServices
+from actions.services import ActionServices, UsesServices
+from actions.triage_report import ActionTriageReport
 
-ACTION_CLASSES = (ActionGreet,)
+ACTION_CLASSES = (ActionGreet, ActionTriageReport)
 
 
 def build_executor(services: ActionServices) -> ActionExecutor:
     executor = ActionExecutor()
     for action_class in ACTION_CLASSES:
-        executor.register_action(action_class(services))
+        needs_services = issubclass(action_class, UsesServices)
+        executor.register_action(action_class(services) if needs_services else action_class())
     return executor

@@ -25,6 +25,7 @@ from bot.model import find_model
 from bot.observability import Metrics, request_id_var
 from bot.settings import Settings
 from bot.tracker_store import SealedSQLTrackerStore
+from nlu.text import normalise
 from store.conversations import ConversationLog
 from store.crypto import PiiCipher
 from store.db import Database
@@ -167,10 +168,12 @@ async def chat(request: web.Request) -> web.Response:
             raise ApiError(400, "invalid_payload", "按钮数据格式不正确。")
         message, is_payload = payload.strip(), True
     elif isinstance(text, str):
-        # A leading "/" would be read by Rasa as an intent command: text is only ever text.
-        message, is_payload = text.replace("\x00", "").strip().lstrip("/").strip(), False
         max_chars = request.app[SETTINGS].max_text_chars
-        if len(message) > max_chars:
+        # Simplified script, half-width digits, no control characters: what the model and the
+        # triage rules were built for. A leading "/" would be read by Rasa as an intent
+        # command: typed text is only ever text.
+        message, is_payload = normalise(text).lstrip("/").strip(), False
+        if len(text.strip()) > max_chars:
             raise ApiError(413, "text_too_long", f"消息太长（最多{max_chars}字），请分几条发送。")
         if not message:
             return json_response(

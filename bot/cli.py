@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import os
 import secrets
@@ -130,6 +131,103 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return asyncio.run(_chat(settings, sender))
 
 
+def _triage_service(settings):  # noqa: ANN001, ANN202
+    from bot.model import find_model
+    from bot.triage_service import TriageService
+
+    model = find_model(settings.project_dir, settings.models_dir, settings.model_path)
+    return TriageService.load(model)
+
+
+def _print_decision(decision) -> None:  # noqa: ANN001
+    from routing.triage import default_policy
+
+    policy = default_policy()
+    print(f"去向：{policy.route_labels[decision.route]}（{decision.route}）")
+    print(f"类别：{policy.label(decision.route, decision.category)}（{decision.category}）")
+    print(f"紧急程度：{decision.urgency}　涉及暴力：{'是' if decision.aggression else '否'}")
+    print(
+        f"立即拨打110：{'是' if decision.call_110_now else '否'}　把握：{decision.confidence:.0%}"
+    )
+    print("理由：")
+    for reason in decision.reasons:
+        print(f"  - {reason}")
+
+
+async def _triage_jsonl(service, source) -> int:  # noqa: ANN001
+    """One JSON line out per line in; a broken line is reported and skipped."""
+    failures = 0
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise ValueError('需要 {"id": ..., "text": "..."}')
+        except ValueError as exc:
+            failures += 1
+            print(f"第{number}行无法读取：{exc}", file=sys.stderr)
+            print(json.dumps({"line": number, "error": "invalid_line"}), flush=True)
+            continue
+        decision = await service.decide(item["text"])
+        fields = ("route", "category", "aggression", "urgency", "confidence", "call_110_now")
+        row = {"id": item.get("id"), **{k: getattr(decision, k) for k in fields}}
+        row["reasons"] = list(decision.reasons)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return 1 if failures else 0
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _setup_logging(replace(settings, log_level="WARNING"))
+    if args.keywords_only:
+        from bot.triage_service import keyword_decision
+
+        if args.jsonl or not args.text:
+            print("错误：--keywords-only 只用于单条文本", file=sys.stderr)
+            return 2
+        _print_decision(keyword_decision(args.text))
+        return 0
+    if bool(args.jsonl) == bool(args.text):
+        print("错误：请给出一条文本，或用 --jsonl FILE（- 表示标准输入）", file=sys.stderr)
+        return 2
+    service = _triage_service(settings)
+    if args.text:
+        _print_decision(asyncio.run(service.decide(args.text)))
+        return 0
+    if args.jsonl == "-":
+        return asyncio.run(_triage_jsonl(service, sys.stdin))
+    with open(args.jsonl, encoding="utf-8") as source:
+        return asyncio.run(_triage_jsonl(service, source))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.evaluation import Scores, load_cases, summary, write_report
+    from bot.triage_service import keyword_decision
+
+    settings = _settings(args)
+    _setup_logging(replace(settings, log_level="WARNING"))
+    files = sorted(Path(args.heldout).glob("heldout_*.jsonl"))
+    if not files:
+        print(f"错误：{args.heldout} 下没有 heldout_*.jsonl", file=sys.stderr)
+        return 1
+    cases = load_cases(files)
+    service = _triage_service(settings)
+
+    async def decide_all():  # noqa: ANN202
+        return [await service.decide(case.text) for case in cases]
+
+    model = Scores("model + rules", cases, asyncio.run(decide_all()))
+    baseline = Scores("keywords only", cases, [keyword_decision(c.text) for c in cases])
+    report = write_report(model, baseline, Path(args.out))
+    print(summary(model))
+    print(summary(baseline))
+    print(f"报告：{report}")
+    return 0
+
+
 def cmd_db(args: argparse.Namespace) -> int:
     from store import migrate
     from store.db import normalise_url, redact_url
@@ -184,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="在终端里和机器人对话（与网页同一路径）")
     chat.add_argument("--sender", help="会话ID（默认 cli-<用户名>，再次进入可续聊）")
     chat.set_defaults(func=cmd_chat)
+
+    tri = sub.add_parser("triage", help="判断一条报警该去110、12345还是人民调解，并说明理由")
+    tri.add_argument("text", nargs="?", help="报警内容")
+    tri.add_argument(
+        "--jsonl", metavar="FILE", help='逐行读取 {"id","text"}，逐行输出JSON（- 为标准输入）'
+    )
+    tri.add_argument("--keywords-only", action="store_true", help="只用关键词规则（对照基线）")
+    tri.set_defaults(func=cmd_triage)
+
+    ev = sub.add_parser("eval", help="在留出测试集上评估分流，写 reports/triage.md 和图表")
+    ev.add_argument("--heldout", default="tests/data", help="heldout_*.jsonl 所在目录")
+    ev.add_argument("--out", default="reports", help="报告输出目录")
+    ev.set_defaults(func=cmd_eval)
 
     db = sub.add_parser("db", help="数据库迁移（Alembic）")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")

@@ -83,7 +83,8 @@ class CueList:
     @classmethod
     def of(cls, phrases: Iterable[str]) -> CueList:
         ordered = sorted({p for p in phrases if p}, key=len, reverse=True)
-        return cls(re.compile("|".join(map(re.escape, ordered))) if ordered else None)
+        pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
+        return cls(pattern)
 
     def find(self, text: str, negation: re.Pattern[str], gap: int) -> tuple[list[str], list[str]]:
         """(counted cues, negated cues) in order of appearance, without duplicates."""
@@ -108,12 +109,15 @@ class TriagePolicy:
     route_labels: Mapping[str, str]
     intent_prefixes: Mapping[str, str]
     min_confidence: float
+    min_model_confidence: float
     police_pull: float
     negation: re.Pattern[str]
     negation_gap: int
     danger: CueList
     aggression: CueList
     threat: CueList
+    police_signal: CueList
+    immediate_categories: frozenset[str]
     ongoing: CueList
     past: CueList
     hearsay: CueList
@@ -135,12 +139,15 @@ class TriagePolicy:
                 spec["intent_prefix"]: route for route, spec in data["routes"].items()
             },
             min_confidence=float(data["thresholds"]["min_confidence"]),
+            min_model_confidence=float(data["thresholds"]["min_model_confidence"]),
             police_pull=float(data["thresholds"]["police_pull"]),
             negation=re.compile("|".join(map(re.escape, negation_words))),
             negation_gap=int(data.get("negation_gap", 1)),
             danger=CueList.of(cues["danger"]),
             aggression=CueList.of(cues["aggression"]),
             threat=CueList.of(cues["threat"]),
+            police_signal=CueList.of(cues["police_signal"]),
+            immediate_categories=frozenset(data["immediate_categories"]),
             ongoing=CueList.of(cues["ongoing"]),
             past=CueList.of(cues["past"]),
             hearsay=CueList.of(cues["hearsay"]),
@@ -195,11 +202,18 @@ def keyword_proposal(text: str, policy: TriagePolicy) -> _Proposal | None:
 
 
 def _model_proposal(reading: ModelReading | None, policy: TriagePolicy) -> _Proposal | None:
+    """The model's likeliest report category, skipping greet / nlu_fallback / out_of_scope.
+
+    Rasa's FallbackClassifier puts `nlu_fallback` on top of an unsure ranking; the report
+    categories under it are still the model's best guess, with their own confidence.
+    """
     if reading is None:
         return None
-    for score in reading.ranking[:1]:
+    for score in reading.ranking:
         routed = policy.route_of(score.name)
         if routed is not None:
+            if score.confidence < policy.min_model_confidence:
+                return None
             return _Proposal(routed[0], routed[1], score.confidence, "model")
     return None
 
@@ -218,9 +232,15 @@ def _police_mass(reading: ModelReading | None, policy: TriagePolicy) -> tuple[fl
 
 
 def _entity_values(reading: ModelReading | None, name: str) -> list[str]:
+    """Values of a rule-extracted entity: learned weapon/injury spans are too noisy to
+    override a route on their own (DIET once tagged 牙齿 as an injury)."""
     if reading is None:
         return []
-    return [str(e.get("value")) for e in reading.entities if e.get("entity") == name]
+    return [
+        str(e.get("value"))
+        for e in reading.entities
+        if e.get("entity") == name and e.get("extractor") != "DIETClassifier"
+    ]
 
 
 def triage(
@@ -238,6 +258,7 @@ def triage(
     danger, danger_negated = policy.cues(policy.danger, text)
     aggression, aggression_negated = policy.cues(policy.aggression, text)
     threat, _ = policy.cues(policy.threat, text)
+    police_signal, _ = policy.cues(policy.police_signal, text)
     ongoing, _ = policy.cues(policy.ongoing, text)
     past, _ = policy.cues(policy.past, text)
     hearsay, _ = policy.cues(policy.hearsay, text)
@@ -283,25 +304,36 @@ def triage(
             reasons.append(f"{policy.label(MEDIATION, proposal.category)}涉及暴力或威胁，转为警情")
     elif proposal is not None and proposal.route == POLICE:
         route, category = POLICE, proposal.category
+    elif police_signal and not is_hearsay:
+        route = POLICE
+        category = _police_category(keywords, keywords, threat, policy)
+        reasons.append("警情信号：" + "、".join(police_signal[:3]))
     elif proposal is not None:
         route, category = proposal.route, proposal.category
         mass, likeliest = _police_mass(reading, policy)
         unsure = proposal.confidence < policy.min_confidence
-        if unsure and mass >= policy.police_pull:
-            route, category = POLICE, likeliest or "other"
+        police_words = keywords is not None and keywords.route == POLICE
+        if unsure and (mass >= policy.police_pull or police_words):
+            route = POLICE
+            category = likeliest or (keywords.category if police_words else "other")
             reasons.append(f"把握不足（{proposal.confidence:.0%}），可能是警情，按110处理")
     else:
         route, category = POLICE, "other"
         reasons.append("无法判断类别，按110警情处理，由接警员核实")
 
+    said_police = proposal is not None and proposal.route == POLICE and route == POLICE
     aggressive = bool((danger or violent_signals) and not is_hearsay) or (
-        route == POLICE and category in AGGRESSIVE_CATEGORIES
+        said_police and category in AGGRESSIVE_CATEGORIES
     )
     call_110_now = (
         route == POLICE
         and not is_hearsay
         and not past_only
-        and (bool(danger) or (aggressive and bool(ongoing)))
+        and (
+            bool(danger)
+            or (aggressive and (bool(ongoing) or category != "threat"))
+            or (said_police and category in policy.immediate_categories)
+        )
     )
     if past_only and route == POLICE:
         reasons.append("事情已过去（" + "、".join(past[:2]) + "），非正在发生")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,3 +83,36 @@ def test_terminal_chat_goes_through_the_web_path(env: dict[str, str]) -> None:
     assert "助手：您好" in result.stdout
     assert "[1] 我要报警" in result.stdout
     assert "拨打110" in result.stdout, "button 2 (怎么使用) was sent as its payload"
+
+
+def test_triage_one_text(env: dict[str, str]) -> None:
+    result = run(["triage", "楼下有人拿刀砍人，快来"], env)
+    assert result.returncode == 0, result.stderr
+    assert "去向：110警情" in result.stdout
+    assert "立即拨打110：是" in result.stdout
+
+
+def test_triage_jsonl_reports_a_broken_line_and_goes_on(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"id": "a", "text": "物业不管电梯坏了"}\n'
+        "{not json\n"
+        '{"id": "c", "text": "邻居家漏水，吵了几句没动手"}\n',
+        encoding="utf-8",
+    )
+    result = run(["triage", "--jsonl", str(source)], env)
+    assert result.returncode == 1
+    assert "第2行" in result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row.get("id") for row in rows] == ["a", None, "c"]
+    assert rows[1] == {"line": 2, "error": "invalid_line"}
+    assert {"route", "category", "aggression", "urgency", "confidence", "call_110_now"} <= set(
+        rows[0]
+    )
+
+
+def test_keyword_baseline_needs_no_model(env: dict[str, str]) -> None:
+    result = run(["triage", "--keywords-only", "小区有群租房"], env)
+    assert result.returncode == 0 and "线索举报" in result.stdout

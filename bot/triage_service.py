@@ -1,0 +1,37 @@
+"""The trained NLU model plus `routing.triage`, for the CLI, evaluation and benchmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nlu.text import normalise
+from rasa.core.agent import Agent
+
+from routing.triage import Decision, ModelReading, triage
+
+
+@dataclass
+class TriageService:
+    """Loads the model once (~10 s); then a decision costs one NLU parse (~10 ms)."""
+
+    agent: Agent
+
+    @classmethod
+    def load(cls, model_path: Path) -> TriageService:
+        return cls(Agent.load(str(model_path)))
+
+    async def read(self, text: str) -> tuple[str, ModelReading]:
+        clean = normalise(text)
+        if not clean:
+            return clean, ModelReading()
+        return clean, ModelReading.from_parse(await self.agent.parse_message(clean))
+
+    async def decide(self, text: str) -> Decision:
+        clean, reading = await self.read(text)
+        return triage(clean, reading=reading)
+
+
+def keyword_decision(text: str) -> Decision:
+    """The keyword-only baseline: the same rules with no model reading."""
+    return triage(normalise(text))

@@ -1,0 +1,38 @@
+"""What the citizen is told after a described report: short, danger first, truthful."""
+
+from __future__ import annotations
+
+import pytest
+
+from actions.triage_report import explain
+from routing.triage import IntentScore, ModelReading, triage
+
+
+def _reading(intent: str, confidence: float = 0.9) -> ModelReading:
+    return ModelReading((IntentScore(intent, confidence),))
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "expect"),
+    [
+        ("我的自行车被偷了", "police_theft", "110警情"),
+        ("物业不修电梯", "civic_property", "12345"),
+        ("邻居家漏水不肯赔", "mediation_neighbor", "人民调解"),
+    ],
+)
+def test_each_route_is_named_with_a_next_step(text: str, intent: str, expect: str) -> None:
+    messages = explain(triage(text, reading=_reading(intent)))
+    assert expect in messages[0]
+    assert all(len(m) <= 60 for m in messages), messages
+    assert any(("拨打" in m or "申请" in m) for m in messages[1:])
+
+
+def test_danger_comes_first() -> None:
+    messages = explain(triage("有人拿刀在砍人", reading=_reading("police_assault")))
+    assert messages[0].startswith("情况危急") and "110" in messages[0]
+
+
+def test_nothing_promises_a_dispatch_that_does_not_happen_yet() -> None:
+    for intent in ("police_theft", "civic_courier", "mediation_family"):
+        text = " ".join(explain(triage("情况说明", reading=_reading(intent))))
+        assert "已派警" not in text and "已转" not in text
