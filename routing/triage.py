@@ -286,7 +286,9 @@ def triage(
     elif keywords is not None:
         reasons.append(f"关键词判断：{policy.label(keywords.route, keywords.category)}")
 
-    violent_signals = aggression + weapons + injuries
+    violent_signals = (
+        aggression + [cue for cue in threat if cue not in aggression] + weapons + injuries
+    )
     is_hearsay = bool(hearsay) and not ongoing
     if is_hearsay:
         reasons.append("转述或媒体内容（" + "、".join(hearsay) + "），未按紧急处理")

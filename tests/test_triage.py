@@ -170,3 +170,10 @@ def test_never_raises_and_always_answers_a_valid_route(text: str, confidence: fl
 )
 def test_bad_input_gets_a_decision(text: str) -> None:
     assert triage(text).route in (POLICE, CIVIC, MEDIATION)
+
+
+def test_a_threat_without_violence_words_is_still_police() -> None:
+    reading = model(("mediation_medical", 0.97))
+    decision = triage("家属说不给说法医生就别想走", reading=reading)
+    assert (decision.route, decision.category) == (POLICE, "threat")
+    assert decision.aggression
