@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nlu.text import normalise
 from rasa.core.agent import Agent
 
+from nlu.text import normalise
 from routing.triage import Decision, ModelReading, triage
 
 
