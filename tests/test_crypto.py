@@ -59,3 +59,14 @@ def test_development_key_is_generated_once_and_private(tmp_path) -> None:  # noq
     assert (tmp_path / "pii.key").stat().st_mode & 0o077 == 0
     env_key = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
     assert resolve_pii_key({"ALARMBOT_PII_KEY": env_key}, tmp_path, True) == b"A" * 32
+
+
+def test_binary_content_is_sealed_without_text_encoding() -> None:
+    data = bytes(range(256)) * 4
+    sealed = CIPHER.seal_bytes(data, "attachments.content")
+    assert CIPHER.open_bytes(sealed, "attachments.content") == data
+    assert len(sealed) == len(data) + 1 + 12 + 16, "version, nonce and tag only"
+    with pytest.raises(DecryptionError):
+        CIPHER.open_bytes(sealed, "other")
+    with pytest.raises(DecryptionError):
+        CIPHER.open(CIPHER.seal_bytes(b"\xff\xfe", "col"), "col")  # not UTF-8
