@@ -11,6 +11,8 @@ quiet_third_parties()  # before Rasa is imported
 
 from bot.model import train_if_needed  # noqa: E402
 from bot.settings import PROJECT_DIR  # noqa: E402
+from store import migrate  # noqa: E402
+from store.db import Database, default_sqlite_url  # noqa: E402
 from tests.support import ServerThread, make_settings  # noqa: E402
 
 MODELS_DIR = Path(os.environ.get("ALARMBOT_TEST_MODELS_DIR", PROJECT_DIR / "models"))
@@ -43,3 +45,22 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("ALARMBOT_TEST_POSTGRES_URL not set (make test starts a local PostgreSQL)")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a fresh SQLite file, or the test PostgreSQL reset to base."""
+    if request.param == "sqlite":
+        url = default_sqlite_url(tmp_path)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        migrate.downgrade(url, "base")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def db(database_url: str):  # noqa: ANN201
+    database = Database(database_url)
+    yield database
+    await database.dispose()
