@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -119,3 +120,84 @@ class TrackerEvent(Base):
     type_name = Column(String(64), nullable=False)
     timestamp = Column(Float)
     data_sealed = Column(LargeBinary, nullable=False)
+
+
+class Incident(Base):
+    """One report, from first message (draft) to closure; what it says is sealed.
+
+    `number` is what a citizen reads out on the phone, so it is short and tells the day;
+    `missing` holds field keys only, never values, so it can stay in clear.
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_reporter", "channel", "sender_id", "created_at"),
+        Index("ix_incidents_queue", "status", "urgency", "created_at"),
+    )
+
+    id = Column(BigId, primary_key=True)
+    number = Column(String(16), nullable=False, unique=True)
+    channel = Column(String(16), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    citizen_id = Column(BigId, ForeignKey("citizens.id", ondelete="SET NULL"), index=True)
+    route = Column(String(16), nullable=False)  # police | 12345 | mediation
+    category = Column(String(32), nullable=False)
+    urgency = Column(String(16), nullable=False)  # immediate | urgent | normal | low
+    call_110_now = Column(Boolean, nullable=False, default=False)
+    aggression = Column(Boolean, nullable=False, default=False)
+    emergency = Column(Boolean, nullable=False, default=False)  # came by the fast path
+    verified = Column(Boolean, nullable=False, default=False)  # reporter was registered
+    status = Column(String(24), nullable=False, default="draft")
+    details_sealed = Column(LargeBinary, nullable=False)  # JSON dict of the report fields
+    completeness = Column(Float, nullable=False, default=0.0)
+    missing = Column(JSON, nullable=False, default=list)
+    district = Column(String(32))  # Shanghai district, for assigning a mediator
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+    submitted_at = Column(DateTime(timezone=True))
+    closed_at = Column(DateTime(timezone=True))
+
+
+class IncidentEvent(Base):
+    """Append-only timeline of an incident; the free-text note may name people, so sealed."""
+
+    __tablename__ = "incident_events"
+    __table_args__ = (Index("ix_incident_events_incident", "incident_id", "id"),)
+
+    id = Column(BigId, primary_key=True)
+    incident_id = Column(BigId, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    kind = Column(String(24), nullable=False)
+    status = Column(String(24))  # the status after the event
+    actor = Column(String(64), nullable=False)  # citizen, system, call_taker:<id>
+    note_sealed = Column(LargeBinary)
+
+
+class IncidentCounter(Base):
+    """The last incident number handed out per Shanghai day (YYYYMMDD)."""
+
+    __tablename__ = "incident_counters"
+
+    day = Column(String(8), primary_key=True)
+    last = Column(Integer, nullable=False)
+
+
+class Attachment(Base):
+    """A photo, voice note or video, kept in the database so every worker can serve it.
+
+    Uploads may arrive before the incident exists, hence the nullable link and the sender.
+    """
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_sender", "channel", "sender_id"),)
+
+    id = Column(BigId, primary_key=True)
+    incident_id = Column(BigId, ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    channel = Column(String(16), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    kind = Column(String(16), nullable=False)  # image | voice | video
+    mime = Column(String(64), nullable=False)
+    size = Column(Integer, nullable=False)
+    sha256 = Column(String(64), nullable=False)
+    content_sealed = Column(LargeBinary, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
