@@ -5,10 +5,22 @@ from __future__ import annotations
 from rasa_sdk.executor import ActionExecutor
 
 from actions.greet import ActionGreet
+from actions.incident_form import ValidateIncidentForm
+from actions.my_incidents import ActionCancelIncident, ActionMyIncidents
+from actions.report_finish import ActionAskReportConfirm, ActionFinishReport
 from actions.services import ActionServices, UsesServices
-from actions.triage_report import ActionTriageReport
+from actions.triage_report import ActionTriageReport, ActionUnclearMessage
 
-ACTION_CLASSES = (ActionGreet, ActionTriageReport)
+ACTION_CLASSES = (
+    ActionGreet,
+    ActionTriageReport,
+    ActionUnclearMessage,
+    ValidateIncidentForm,
+    ActionAskReportConfirm,
+    ActionFinishReport,
+    ActionMyIncidents,
+    ActionCancelIncident,
+)
 
 
 def build_executor(services: ActionServices) -> ActionExecutor:

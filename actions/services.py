@@ -7,23 +7,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store.citizens import CitizenDirectory
+from store.crypto import PiiCipher, resolve_pii_key
 from store.db import Database, default_sqlite_url
+from store.incidents import IncidentBook
 
 
 @dataclass
 class ActionServices:
     citizens: CitizenDirectory
+    incidents: IncidentBook
 
     @classmethod
-    def from_database(cls, db: Database) -> ActionServices:
-        return cls(citizens=CitizenDirectory(db))
+    def from_database(cls, db: Database, cipher: PiiCipher) -> ActionServices:
+        return cls(citizens=CitizenDirectory(db), incidents=IncidentBook(db, cipher))
 
     @classmethod
     def from_env(cls) -> ActionServices:
-        """For a split deployment: the action server reads the same DATABASE_URL as the bot."""
+        """For a split deployment: the action server reads the same DATABASE_URL and key."""
         var_dir = Path(os.environ.get("ALARMBOT_VAR_DIR", "var"))
         url = os.environ.get("DATABASE_URL") or default_sqlite_url(var_dir)
-        return cls.from_database(Database(url))
+        allow_dev_key = os.environ.get("ALARMBOT_ENV", "dev") != "prod"
+        key = resolve_pii_key(os.environ, var_dir, allow_dev_key=allow_dev_key)
+        return cls.from_database(Database(url), PiiCipher(key))
 
 
 class UsesServices:

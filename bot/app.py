@@ -265,7 +265,9 @@ async def _load_dialogue(app: web.Application) -> None:
         if settings.action_endpoint_url:
             endpoint = EndpointConfig(url=settings.action_endpoint_url)
         else:
-            endpoint = InProcessActions(build_executor(ActionServices.from_database(runtime.db)))
+            endpoint = InProcessActions(
+                build_executor(ActionServices.from_database(runtime.db, runtime.cipher))
+            )
         transcript = ConversationLog(runtime.db, runtime.cipher)
         tracker_store = SealedSQLTrackerStore(runtime.db, runtime.cipher, transcript=transcript)
         logger.info("loading model %s", model.name)

@@ -38,7 +38,7 @@ LIVE_QUICK = ".quick-btn:not([disabled])"
 
 
 @asynccontextmanager
-async def open_page(base_url, viewport=PHONE):
+async def open_page(base_url, viewport=PHONE, **context_options):
     """A fresh browser and phone-sized page.
 
     `page.requests` lists every URL it asked for, `page.errors` its script errors and console
@@ -48,7 +48,7 @@ async def open_page(base_url, viewport=PHONE):
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(
-                viewport=viewport, is_mobile=True, has_touch=True, locale="zh-CN"
+                viewport=viewport, is_mobile=True, has_touch=True, locale="zh-CN", **context_options
             )
             page = await context.new_page()
             page.set_default_timeout(REPLY_TIMEOUT)
@@ -217,3 +217,33 @@ async def test_screenshot_and_reflow(live_server_url, tmp_path):
         await expect(page.locator('header.banner a[href="tel:110"]')).to_be_in_viewport()
         await expect(page.locator("#input")).to_be_in_viewport()
         await page.screenshot(path=str(tmp_path / "chat-zoom200.png"))
+
+
+async def test_a_report_with_the_phone_location_and_button_answers(live_server_url):
+    """A theft report typed once, the place shared from the phone, the rest by buttons."""
+    shanghai = {"latitude": 31.2304, "longitude": 121.4737}
+    async with open_page(
+        live_server_url, geolocation=shanghai, permissions=["geolocation"]
+    ) as page:
+        before = await send_text(page, "我的电动车在楼下被人偷了")
+        await wait_for_reply(page, before)
+        await expect(page.locator(BOT).last).to_contain_text("地点")
+
+        before = await page.locator(BOT).count()
+        await page.get_by_role("button", name="发送我的位置").click()
+        await expect(page.locator(USER).last).to_contain_text("31.23040")
+        await wait_for_reply(page, before)
+        await expect(page.locator(BOT).last).to_contain_text("什么时候")
+
+        for title in ("就是刚才", "没看到", "没有车辆", "不便接听，只发文字"):
+            before = await page.locator(BOT).count()
+            await page.locator(LIVE_QUICK).filter(has_text=title).click()
+            await wait_for_reply(page, before)
+        card = page.locator(BOT).last
+        await expect(card).to_contain_text("请核对")
+        await expect(card).to_contain_text("定位 31.23040,121.47370")
+        before = await page.locator(BOT).count()
+        await page.locator(LIVE_QUICK).filter(has_text="提交").click()
+        await wait_for_reply(page, before)
+        await expect(page.locator(BOT).filter(has_text="报警编号")).to_have_count(1)
+        assert not page.errors, page.errors

@@ -36,6 +36,7 @@
   var sendEl = $('send');
   var counterEl = $('counter');
   var clearEl = $('clear');
+  var locateEl = $('locate');
 
   var items = [];       // the transcript: plain, JSON-serialisable objects
   var nodes = {};       // item id -> DOM node
@@ -356,6 +357,28 @@
     send(addItem({ who: 'user', text: text }));
   }
 
+  /* A shared point is the surest location there is: Text-to-911 practice puts it first. */
+  function shareLocation() {
+    if (sending) return;
+    if (!navigator.geolocation) {
+      showStatus('这台设备不能定位，请用文字说明地点（路名门牌或地标）。', true);
+      return;
+    }
+    showStatus('正在获取定位…', false);
+    navigator.geolocation.getCurrentPosition(function (pos) {
+      var lat = Math.round(pos.coords.latitude * 1e6) / 1e6;
+      var lng = Math.round(pos.coords.longitude * 1e6) / 1e6;
+      showStatus('', false);
+      send(addItem({
+        who: 'user',
+        text: '我的位置（' + lat.toFixed(5) + ', ' + lng.toFixed(5) + '）',
+        payload: '/inform' + JSON.stringify({ lat: lat, lng: lng })
+      }));
+    }, function () {
+      showStatus('没能获取定位，请用文字说明地点（路名门牌或地标）。', true);
+    }, { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 });
+  }
+
   function onInputChanged() {
     var len = inputEl.value.length;
     if (len >= COUNTER_FROM) {
@@ -404,6 +427,7 @@
   });
 
   clearEl.addEventListener('click', clearHistory);
+  locateEl.addEventListener('click', shareLocation);
 
   chatEl.addEventListener('scroll', function () {
     pinned = chatEl.scrollHeight - chatEl.scrollTop - chatEl.clientHeight < 48;

@@ -1,0 +1,262 @@
+"""The incident form: one question at a time, only what the route still needs.
+
+Rasa's FormAction asks (utter_ask_report_<field>); this validation action reads every
+answer itself (all report slots have custom mappings), because one message may answer
+the question, correct an earlier answer, cancel, or reveal that someone is in danger —
+and the last one must change the report at once, whatever was asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+
+from actions.reporting import (
+    FORM,
+    answers_from,
+    decision_from,
+    decision_slots,
+    field_of,
+    slot_of,
+    sync_incident,
+)
+from actions.services import UsesServices
+from actions.turn import Turn, is_answer_turn
+from routing.report import (
+    UNKNOWN,
+    clean,
+    default_report_policy,
+    escalate,
+    find_correction,
+    is_meaningful,
+    read_answer,
+)
+from routing.triage import POLICE, triage
+
+logger = logging.getLogger(__name__)
+
+CONFIRM = "report_confirm"
+SUBMIT, CANCEL, EDIT = "submit", "cancel", "edit"
+_CANCEL_WORDS = re.compile(
+    r"^(取消报警|取消|撤销报警|撤销|不报了|不报警了|算了不报了|cancel)$", re.I
+)
+_SUBMIT_WORDS = re.compile(
+    r"^(提交|确认|确认提交|没问题|对|对的|是的|是|好|好的|可以|submit|ok|yes)$", re.I
+)
+# Questions a citizen may ask mid-report; rules answer them and the form resumes.
+INTERRUPTIONS = {"bot_challenge", "help", "my_incidents"}
+INTERRUPTION_CONFIDENCE = 0.85
+
+
+class ValidateIncidentForm(UsesServices, FormValidationAction):
+    def name(self) -> str:
+        return f"validate_{FORM}"
+
+    async def required_slots(
+        self,
+        domain_slots: list[str],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: dict[str, Any],
+    ) -> list[str]:
+        return required_for(tracker.slots)
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        slots = dict(tracker.slots)
+        requested = slots.get("requested_slot")
+        events: list[dict[str, Any]] = []
+        if requested and is_answer_turn(tracker, FORM):
+            turn = Turn.latest(tracker)
+            if _is_interruption(turn):
+                return []  # no slot filled: Rasa rejects the form, a rule answers, form resumes
+            events = self._answer(dispatcher, turn, requested, slots)
+        for event in events:
+            slots[event["name"]] = event["value"]
+        if slots.get(CONFIRM) != CANCEL:
+            events += await sync_incident(self.services, tracker, slots, dispatcher)
+        if slots.get(CONFIRM) in (SUBMIT, CANCEL):
+            return [*events, SlotSet("requested_slot", None)]
+        for event in events:
+            slots[event["name"]] = event["value"]
+        following = next((s for s in required_for(slots) if slots.get(s) is None), None)
+        return [*events, SlotSet("requested_slot", following)]
+
+    def _answer(
+        self,
+        dispatcher: CollectingDispatcher,
+        turn: Turn,
+        requested: str,
+        slots: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Events for one answer. Always sets at least one report slot, so Rasa keeps the form."""
+        typed = clean(turn.text)
+        if turn.button == CANCEL or _CANCEL_WORDS.match(typed):
+            return [SlotSet(CONFIRM, CANCEL)]
+        correction = find_correction(typed) if typed else None
+        if requested == CONFIRM:
+            return self._confirm(dispatcher, turn, typed, slots, correction)
+        if correction is not None:
+            return self._correct(dispatcher, turn, correction, requested, slots)
+        return self._fill(dispatcher, turn, field_of(requested), slots)
+
+    def _fill(
+        self,
+        dispatcher: CollectingDispatcher,
+        turn: Turn,
+        field: str,
+        slots: dict[str, Any],
+        text: str | None = None,
+    ) -> list[dict[str, Any]]:
+        policy = default_report_policy()
+        failures = dict(slots.get("report_failures") or {})
+        reading = read_answer(
+            field,
+            turn.text if text is None else text,
+            turn.entities,
+            button=turn.button if text is None else None,
+            location=turn.share,
+            failures=failures.get(field, 0),
+        )
+        if reading.value is None:
+            failures[field] = failures.get(field, 0) + 1
+            if failures[field] >= policy.max_failures:
+                dispatcher.utter_message(response="utter_report_skip_field")
+                value = {"answer": UNKNOWN, "text": "（已跳过）", "skipped": True}
+                return [SlotSet(slot_of(field), value), SlotSet("report_failures", failures)]
+            dispatcher.utter_message(text=reading.hint)
+            return [SlotSet(slot_of(field), None), SlotSet("report_failures", failures)]
+        events = [SlotSet(slot_of(field), reading.value)]
+        if field == "description":
+            return events + self._triage_description(dispatcher, turn, reading.value["text"])
+        if field == "reporter_safe" and reading.value.get("answer") == "no":
+            dispatcher.utter_message(response="utter_safety_tip")
+        if not turn.is_payload and is_meaningful(turn.text):
+            events += self._reassess(dispatcher, turn.text, slots, field, reading.value)
+        elif field in ("weapons", "injured", "ongoing", "aggression"):
+            events += self._reassess(dispatcher, "", slots, field, reading.value)
+        return events
+
+    def _triage_description(
+        self, dispatcher: CollectingDispatcher, turn: Turn, text: str
+    ) -> list[dict[str, Any]]:
+        decision = triage(text, reading=turn.reading)
+        if decision.call_110_now:
+            dispatcher.utter_message(response="utter_emergency_first")
+        return decision_slots(decision)
+
+    def _reassess(
+        self,
+        dispatcher: CollectingDispatcher,
+        text: str,
+        slots: dict[str, Any],
+        field: str,
+        value: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Danger in any later answer moves the report to police and the fast path."""
+        current = decision_from(slots)
+        if current is None:
+            return []
+        answers = {**answers_from(slots), field: value}
+        change = escalate(current, text, answers)
+        if not (change.became_police or change.became_emergency):
+            return []
+        if change.became_emergency:
+            dispatcher.utter_message(response="utter_emergency_first")
+        elif change.became_police:
+            dispatcher.utter_message(text="您说的情况涉及暴力或威胁，已改按110警情处理。")
+        updated = current.__class__(
+            route=change.route,
+            category=change.category,
+            aggression=current.aggression or change.became_police,
+            urgency=change.urgency,
+            confidence=current.confidence,
+            call_110_now=change.call_110_now,
+            reasons=change.reasons,
+        )
+        return decision_slots(updated)
+
+    def _correct(
+        self,
+        dispatcher: CollectingDispatcher,
+        turn: Turn,
+        correction: Any,
+        requested: str,
+        slots: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        field = correction.field
+        if field is None:
+            dispatcher.utter_message(response="utter_report_how_to_correct")
+            return [SlotSet(requested, None)]
+        if not is_meaningful(correction.text):
+            # "地址不对" alone: ask that question again, after the current one.
+            dispatcher.utter_message(text="好的，这一项稍后重新问您。")
+            return [SlotSet(slot_of(field), None)]
+        events = self._fill(dispatcher, turn, field, slots, text=correction.text)
+        if events and events[0]["value"] is not None:
+            dispatcher.utter_message(text="已更正。")
+        return events if slot_of(field) != requested else events
+
+    def _confirm(
+        self,
+        dispatcher: CollectingDispatcher,
+        turn: Turn,
+        typed: str,
+        slots: dict[str, Any],
+        correction: Any,
+    ) -> list[dict[str, Any]]:
+        button = turn.button or ""
+        if button == SUBMIT or (not button and _SUBMIT_WORDS.match(typed)):
+            return [SlotSet(CONFIRM, SUBMIT)]
+        if button.startswith(f"{EDIT}:"):
+            field = button.partition(":")[2]
+            if slot_of(field) in required_for(slots):
+                return [SlotSet(slot_of(field), None), SlotSet(CONFIRM, None)]
+        if correction is not None and correction.field is not None:
+            return [
+                *self._correct(dispatcher, turn, correction, CONFIRM, slots),
+                SlotSet(CONFIRM, None),
+            ]
+        if button == EDIT or correction is not None:
+            answered = [s for s in required_for(slots) if slots.get(s) is not None and s != CONFIRM]
+            policy = default_report_policy()
+            dispatcher.utter_message(
+                response="utter_report_how_to_correct",
+                buttons=[
+                    {
+                        "title": policy.label(field_of(s)),
+                        "payload": f'/inform{{"answer": "{EDIT}:{field_of(s)}"}}',
+                    }
+                    for s in answered
+                ],
+            )
+            return [SlotSet(CONFIRM, None)]
+        dispatcher.utter_message(text="请点“提交”；要修改请说哪一项不对。")
+        return [SlotSet(CONFIRM, None)]
+
+
+def required_for(slots: dict[str, Any]) -> list[str]:
+    """Description first, then what this route asks (routing/report.yml), then confirm."""
+    policy = default_report_policy()
+    decision = decision_from(slots)
+    route = decision.route if decision else POLICE
+    category = decision.category if decision else "other"
+    emergency = bool(decision and decision.call_110_now)
+    fields = policy.questions(route, category, emergency)
+    return [slot_of("description"), *map(slot_of, fields), CONFIRM]
+
+
+def _is_interruption(turn: Turn) -> bool:
+    return (
+        not turn.is_payload
+        and turn.intent in INTERRUPTIONS
+        and turn.confidence >= INTERRUPTION_CONFIDENCE
+        and len(turn.text) <= 20
+    )

@@ -1,0 +1,138 @@
+"""Shared by the report actions: slot names, the triage decision kept in slots, and keeping
+the stored incident in step with the conversation."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.services import ActionServices
+from actions.turn import reporter
+from routing.report import completeness, default_report_policy
+from routing.triage import Decision
+
+logger = logging.getLogger(__name__)
+
+FORM = "incident_form"
+_PREFIX = "report_"
+META_SLOTS = ("report_confirm", "report_failures", "incident_number")
+TRIAGE_SLOTS = (
+    "triage_route",
+    "triage_category",
+    "triage_aggression",
+    "triage_urgency",
+    "triage_confidence",
+    "triage_call_110_now",
+    "triage_reasons",
+)
+
+
+def slot_of(field: str) -> str:
+    return _PREFIX + field
+
+
+def field_of(slot: str) -> str:
+    return slot[len(_PREFIX) :] if slot.startswith(_PREFIX) else slot
+
+
+def answers_from(slots: dict[str, Any]) -> dict[str, Any]:
+    """field -> answer dict, for the facts of routing/report.yml that have an answer."""
+    fields = default_report_policy().fields
+    return {f: slots[slot_of(f)] for f in fields if slots.get(slot_of(f))}
+
+
+def decision_slots(decision: Decision) -> list[dict[str, Any]]:
+    return [
+        SlotSet("triage_route", decision.route),
+        SlotSet("triage_category", decision.category),
+        SlotSet("triage_aggression", decision.aggression),
+        SlotSet("triage_urgency", decision.urgency),
+        SlotSet("triage_confidence", decision.confidence),
+        SlotSet("triage_call_110_now", decision.call_110_now),
+        SlotSet("triage_reasons", list(decision.reasons)),
+    ]
+
+
+def decision_from(slots: dict[str, Any]) -> Decision | None:
+    if not slots.get("triage_route"):
+        return None
+    return Decision(
+        route=slots["triage_route"],
+        category=slots.get("triage_category") or "other",
+        aggression=bool(slots.get("triage_aggression")),
+        urgency=slots.get("triage_urgency") or "normal",
+        confidence=float(slots.get("triage_confidence") or 0.0),
+        call_110_now=bool(slots.get("triage_call_110_now")),
+        reasons=tuple(slots.get("triage_reasons") or ()),
+    )
+
+
+def reset_report() -> list[dict[str, Any]]:
+    """Clear the finished report so the next one starts empty."""
+    fields = default_report_policy().fields
+    names = [*map(slot_of, fields), *META_SLOTS, *TRIAGE_SLOTS]
+    return [SlotSet(name, None) for name in names]
+
+
+def incident_details(slots: dict[str, Any]) -> dict[str, Any]:
+    decision = decision_from(slots)
+    return {
+        "answers": answers_from(slots),
+        "reasons": list(decision.reasons) if decision else [],
+        "confidence": decision.confidence if decision else None,
+    }
+
+
+async def sync_incident(
+    services: ActionServices,
+    tracker: Tracker,
+    slots: dict[str, Any],
+    dispatcher: CollectingDispatcher,
+) -> list[dict[str, Any]]:
+    """Create the incident once its nature is known (at once on the emergency path, so it is
+    never lost with a dropped connection), and keep it enriched as the chat goes on."""
+    decision = decision_from(slots)
+    answers = answers_from(slots)
+    if decision is None or "description" not in answers:
+        return []
+    emergency = decision.call_110_now
+    if not emergency and "location" not in answers:
+        return []
+    score = completeness(answers, decision.route, decision.category, emergency)
+    location = answers.get("location") or {}
+    common = {
+        "route": decision.route,
+        "category": decision.category,
+        "urgency": decision.urgency,
+        "call_110_now": decision.call_110_now,
+        "aggression": decision.aggression,
+        "details": incident_details(slots),
+        "missing": list(score.missing),
+        "completeness": score.score,
+        "district": location.get("district"),
+    }
+    number = slots.get("incident_number")
+    if number:
+        record = await services.incidents.update(
+            number, emergency=True if emergency else None, **common
+        )
+        if emergency and record.status == "draft":
+            await services.incidents.submit(number, actor="system")
+        return []
+    channel, sender_id = reporter(tracker)
+    registered = await services.citizens.is_registered(channel, sender_id)
+    record = await services.incidents.open_draft(
+        channel,
+        sender_id,
+        emergency=emergency,
+        verified=registered,
+        status="received" if emergency else "draft",
+        **common,
+    )
+    if emergency:
+        dispatcher.utter_message(text=f"已记下您的报警，编号{record.number}。")
+    return [SlotSet("incident_number", record.number)]

@@ -1,0 +1,253 @@
+"""The incident report end to end over /api/chat with the real model: each route, the
+emergency fast path, corrections, cancellation, bad input, "我的报警" and a restart."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import aiohttp
+import pytest
+
+from bot.app import RUNTIME
+from store.incidents import IncidentBook
+from store.models import Incident
+from tests.support import ServerThread, make_settings
+
+
+class Citizen:
+    """One sender talking to a server, as the H5 page does."""
+
+    def __init__(self, url: str, sender: str | None = None) -> None:
+        self.url = url
+        self.sender = sender or f"flow-{uuid.uuid4().hex[:10]}"
+        self.last: list[dict] = []
+
+    async def say(self, text: str, *, status: int = 200) -> str:
+        return await self._post({"sender": self.sender, "text": text}, status)
+
+    async def press(self, payload: str | dict, *, status: int = 200) -> str:
+        if isinstance(payload, dict):
+            payload = "/inform" + json.dumps(payload, ensure_ascii=False)
+        return await self._post({"sender": self.sender, "payload": payload}, status)
+
+    async def answer(self, value: str) -> str:
+        return await self.press({"answer": value})
+
+    async def _post(self, body: dict, status: int) -> str:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{self.url}/api/chat", json=body) as response,
+        ):
+            assert response.status == status, await response.text()
+            reply = await response.json()
+        if status != 200:
+            return reply["message"]
+        self.last = reply["messages"]
+        return "\n".join(m.get("text", "") for m in self.last)
+
+    def buttons(self) -> list[str]:
+        return [b["title"] for m in self.last for b in m.get("buttons", [])]
+
+
+def incidents_of(server: ServerThread, sender: str) -> list:
+    runtime = server.app[RUNTIME]
+    book = IncidentBook(runtime.db, runtime.cipher)
+    return server.call(book.for_reporter("web", sender, include_drafts=True))
+
+
+@pytest.fixture
+def citizen(live_server_url: str) -> Citizen:
+    return Citizen(live_server_url)
+
+
+async def test_emergency_creates_the_incident_at_once_and_asks_where_first(
+    live_server, citizen: Citizen
+) -> None:  # noqa: ANN001
+    first = await citizen.say("救命！有人拿刀在砍人")
+    assert first.startswith("情况危急") and "110" in first
+    assert "编号" in first, "the incident exists before any question is answered"
+    assert "在哪里" in citizen.last[-1]["text"]
+    [incident] = incidents_of(live_server, citizen.sender)
+    assert (incident.route, incident.status, incident.emergency) == ("police", "received", True)
+    assert incident.verified is False, "an unregistered reporter is flagged, never blocked"
+    assert "location" in incident.missing
+
+    reply = await citizen.say("静安区南京西路1266号门口")
+    assert "安全" in reply  # the emergency order: where, then is the reporter safe
+    [incident] = incidents_of(live_server, citizen.sender)
+    assert incident.details["answers"]["location"]["district"] == "静安区"
+    assert "location" not in incident.missing
+
+    reply = await citizen.answer("no")
+    assert "静音" in reply, "an unsafe reporter gets a safety tip"
+
+
+async def test_civic_report_is_confirmed_and_submitted(live_server, citizen: Citizen) -> None:  # noqa: ANN001
+    reply = await citizen.say("小区物业一直不修电梯，老人上下楼很困难")
+    assert "12345" in reply and "地点" in reply
+    reply = await citizen.say("浦东新区世纪大道100号")
+    assert "同意" in reply and citizen.buttons() == ["同意", "不同意"]
+    reply = await citizen.answer("yes")
+    assert "请核对" in reply and "具体地点：浦东新区世纪大道100号" in reply
+    assert citizen.buttons() == ["提交", "修改", "取消"]
+    [draft] = incidents_of(live_server, citizen.sender)
+    assert draft.status == "draft", "not handed on before the citizen confirms"
+
+    reply = await citizen.answer("submit")
+    assert f"编号{draft.number}" in reply
+    [incident] = incidents_of(live_server, citizen.sender)
+    assert (incident.route, incident.category, incident.status) == ("12345", "property", "received")
+    assert incident.completeness == 1.0 and incident.missing == ()
+
+    reply = await citizen.say("我的报警")
+    assert draft.number in reply and "已受理" in reply
+
+
+async def test_mediation_turns_to_police_when_the_other_side_is_violent(
+    live_server, citizen: Citizen
+) -> None:  # noqa: ANN001
+    reply = await citizen.say("楼上邻居天天半夜装修，我想找人调解一下")
+    assert "调解" in reply
+    await citizen.answer("邻居")
+    reply = await citizen.answer("yes")  # 对方有没有动手或威胁您？ 有
+    assert "110" in reply
+    await citizen.say("闵行区莘庄镇莘松路380弄")
+    reply = await citizen.answer("submit") if "请核对" in citizen.last[-1]["text"] else ""
+    incidents = incidents_of(live_server, citizen.sender)
+    assert incidents and incidents[0].route == "police"
+    assert reply == "" or "编号" in reply
+
+
+async def test_a_location_share_answers_where(citizen: Citizen) -> None:
+    await citizen.say("我的电动车在楼下被人偷了")
+    reply = await citizen.press({"lat": 31.2304, "lng": 121.4737, "label": "人民广场"})
+    assert "什么时候" in reply  # the next question of a theft: location taken from the share
+
+
+async def test_bad_answers_get_a_hint_and_lose_nothing(citizen: Citizen) -> None:
+    await citizen.say("我的手机在地铁上被偷了")
+    for odd in ("😭😭😭", "？？？！！"):
+        reply = await citizen.say(odd)
+        assert "文字" in reply
+    too_long = await citizen.say("很" * 5000, status=413)
+    assert "字" in too_long
+    reply = await citizen.say("地铁2号线人民广场站")
+    assert "什么时候" in reply
+    reply = await citizen.say("就在刚才")
+    assert "对方" in reply or "几个人" in reply or "回电" in reply
+
+
+async def test_skipped_after_repeated_unclear_answers(citizen: Citizen) -> None:
+    await citizen.say("小区门口有人违章搭建了一个棚子")
+    await citizen.say("徐汇区漕溪北路88号")
+    for unclear in ("哈哈哈随便", "嘿嘿嘿啦啦"):
+        assert "是" in await citizen.say(unclear)
+    third = await citizen.say("啦啦啦")
+    assert "跳过" in third and "请核对" in citizen.last[-1]["text"]
+
+
+async def test_corrections_at_the_summary(live_server, citizen: Citizen) -> None:  # noqa: ANN001
+    await citizen.say("我家楼下快递驿站把我的包裹弄丢了不赔")
+    await citizen.say("长宁区天山路100号")
+    reply = await citizen.answer("yes")
+    assert "天山路100号" in reply
+    reply = await citizen.say("地址不对，是长宁区天山路200号")
+    assert "天山路200号" in reply and "请核对" in reply
+    reply = await citizen.answer("edit")
+    assert "哪一项" in reply and "具体地点" in citizen.buttons()
+    reply = await citizen.press({"answer": "edit:location"})
+    assert "地点" in reply
+    reply = await citizen.say("长宁区天山路300号")
+    assert "天山路300号" in reply and "请核对" in reply
+
+
+async def test_cancel_mid_report(live_server, citizen: Citizen) -> None:  # noqa: ANN001
+    await citizen.say("有人在我家门口打架，好像有人流血了")
+    assert incidents_of(live_server, citizen.sender)[0].status == "received"
+    reply = await citizen.say("取消")
+    assert "已取消" in reply and "110" in reply
+    [incident] = incidents_of(live_server, citizen.sender)
+    assert incident.status == "cancelled"
+    reply = await citizen.say("你好")
+    assert "您好" in reply, "the next message starts afresh"
+
+
+async def test_a_question_mid_report_is_answered_and_the_report_goes_on(citizen: Citizen) -> None:
+    await citizen.say("我的电动车在楼下被人偷了")
+    reply = await citizen.say("你是机器人吗")
+    assert "自动应答" in reply and "地点" in reply
+
+
+async def test_bare_request_asks_what_happened_first(citizen: Citizen) -> None:
+    reply = await citizen.say("我要报警")
+    assert "发生了什么" in reply
+    reply = await citizen.say("我家门口的共享单车被人偷了")
+    assert "地点" in reply
+
+
+async def test_withdraw_a_submitted_report(live_server, citizen: Citizen) -> None:  # noqa: ANN001
+    await citizen.say("物业乱收停车费")
+    await citizen.say("普陀区真北路100号")
+    await citizen.answer("no")
+    await citizen.answer("submit")
+    [incident] = incidents_of(live_server, citizen.sender)
+    reply = await citizen.press(f'/cancel_incident{{"incident_number": "{incident.number}"}}')
+    assert "原因" in reply and "误报" in citizen.buttons()
+    reply = await citizen.press(
+        f'/cancel_incident{{"incident_number": "{incident.number}", "answer": "误报"}}'
+    )
+    assert "已撤销" in reply
+    reply = await citizen.press(f'/my_incidents{{"incident_number": "{incident.number}"}}')
+    assert "已撤销" in reply and "提交" in reply
+
+
+async def test_nobody_sees_or_cancels_someone_elses_report(
+    live_server, live_server_url: str
+) -> None:  # noqa: ANN001
+    owner = Citizen(live_server_url)
+    await owner.say("物业乱收停车费")
+    await owner.say("普陀区真北路100号")
+    await owner.answer("no")
+    await owner.answer("submit")
+    [incident] = incidents_of(live_server, owner.sender)
+    stranger = Citizen(live_server_url)
+    reply = await stranger.press(f'/my_incidents{{"incident_number": "{incident.number}"}}')
+    assert "没有找到" in reply
+    await stranger.press(
+        f'/cancel_incident{{"incident_number": "{incident.number}", "answer": "误报"}}'
+    )
+    assert incidents_of(live_server, owner.sender)[0].status == "received"
+
+
+async def test_report_details_are_sealed_at_rest(live_server, citizen: Citizen) -> None:  # noqa: ANN001
+    from sqlalchemy import select
+
+    await citizen.say("我的电动车在楼下被人偷了")
+    await citizen.say("黄浦区福州路185号")
+    runtime = live_server.app[RUNTIME]
+
+    async def raw() -> bytes:
+        async with runtime.db.reader() as session:
+            query = select(Incident.details_sealed).where(Incident.sender_id == citizen.sender)
+            return (await session.execute(query)).scalar_one()
+
+    assert "福州路".encode() not in live_server.call(raw())
+
+
+async def test_a_report_resumes_after_a_restart(model_path, tmp_path) -> None:  # noqa: ANN001
+    settings = make_settings(tmp_path, model_path.parent)
+    first = ServerThread(settings).start()
+    try:
+        citizen = Citizen(first.url, "restart-report")
+        await citizen.say("小区物业一直不修电梯")
+        await citizen.say("杨浦区国定路100号")
+    finally:
+        first.stop()
+    second = ServerThread(settings).start()
+    try:
+        citizen.url = second.url
+        reply = await citizen.answer("yes")
+        assert "请核对" in reply and "国定路100号" in reply
+    finally:
+        second.stop()
