@@ -101,7 +101,7 @@ async def test_page_loads_locally_with_banner_and_accessible_input(live_server_u
         textbox = page.get_by_label(re.compile("报警"))
         await expect(textbox).to_have_attribute("maxlength", "2000")
         assert await textbox.evaluate("e => e.tagName") == "TEXTAREA"
-        await expect(page.get_by_role("button", name="发送")).to_be_enabled()
+        await expect(page.get_by_role("button", name="发送", exact=True)).to_be_enabled()
 
         # First open: a local welcome bubble with the two quick replies; nothing sent yet.
         await expect(page.locator(BOT)).to_have_count(1)

@@ -101,5 +101,5 @@ def test_every_custom_action_in_the_domain_is_registered() -> None:
     from bot.settings import PROJECT_DIR
 
     domain = yaml.safe_load((PROJECT_DIR / "domain.yml").read_text())
-    custom = {name for name in domain.get("actions", []) if name.startswith("action_")}
+    custom = {n for n in domain.get("actions", []) if n.startswith(("action_", "validate_"))}
     assert custom == {cls().name() for cls in ACTION_CLASSES}
