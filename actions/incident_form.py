@@ -22,6 +22,7 @@ from actions.reporting import (
     answers_from,
     decision_from,
     decision_slots,
+    described,
     field_of,
     slot_of,
     sync_incident,
@@ -135,7 +136,7 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
             return [SlotSet(slot_of(field), None), SlotSet("report_failures", failures)]
         events = [SlotSet(slot_of(field), reading.value)]
         if field == "description":
-            return events + self._triage_description(dispatcher, turn, reading.value["text"])
+            return self._triage_description(dispatcher, turn, reading.value["text"])
         if field == "reporter_safe" and reading.value.get("answer") == "no":
             dispatcher.utter_message(response="utter_safety_tip")
         if not turn.is_payload and is_meaningful(turn.text):
@@ -150,7 +151,7 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
         decision = triage(text, reading=turn.reading)
         if decision.call_110_now:
             dispatcher.utter_message(response="utter_emergency_first")
-        return decision_slots(decision)
+        return described(text, decision, turn.entities)
 
     def _reassess(
         self,

@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.services import ActionServices
 from actions.turn import reporter
-from routing.report import completeness, default_report_policy
+from routing.report import MAX_ANSWER_CHARS, completeness, default_report_policy, prefill
 from routing.triage import Decision
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,19 @@ def decision_from(slots: dict[str, Any]) -> Decision | None:
         call_110_now=bool(slots.get("triage_call_110_now")),
         reasons=tuple(slots.get("triage_reasons") or ()),
     )
+
+
+def described(
+    text: str, decision: Decision, entities: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Slots for a new description: the triage decision, the text, and every fact the
+    text already gives, so the form only asks for what is still missing."""
+    events = [*decision_slots(decision)]
+    events.append(
+        SlotSet(slot_of("description"), {"answer": "given", "text": text[:MAX_ANSWER_CHARS]})
+    )
+    events += [SlotSet(slot_of(f), value) for f, value in prefill(text, entities).items()]
+    return events
 
 
 def reset_report() -> list[dict[str, Any]]:
@@ -133,6 +146,8 @@ async def sync_incident(
         status="received" if emergency else "draft",
         **common,
     )
+    # Photos sent before the incident existed belong to it.
+    await services.incidents.link_attachments(channel, sender_id, record.number)
     if emergency:
         dispatcher.utter_message(text=f"已记下您的报警，编号{record.number}。")
     return [SlotSet("incident_number", record.number)]

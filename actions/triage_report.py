@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import FollowupAction, SlotSet
+from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.reporting import FORM, decision_slots, reset_report, slot_of
+from actions.reporting import FORM, described, reset_report
 from routing.report import clean
 from routing.triage import CIVIC, MEDIATION, Decision, ModelReading, default_policy, triage
 
@@ -54,8 +54,7 @@ class ActionTriageReport(Action):
             return fresh
         for message in explain(decision):
             dispatcher.utter_message(text=message)
-        description = {"answer": "given", "text": text[:500]}
-        return [*fresh, *decision_slots(decision), SlotSet(slot_of("description"), description)]
+        return [*fresh, *described(text, decision, latest.get("entities") or [])]
 
 
 class ActionUnclearMessage(Action):
@@ -78,12 +77,7 @@ class ActionUnclearMessage(Action):
             if decision.call_110_now or decision.aggression:
                 for message in explain(decision):
                     dispatcher.utter_message(text=message)
-                description = {"answer": "given", "text": text[:500]}
-                return [
-                    *reset_report(),
-                    *decision_slots(decision),
-                    SlotSet(slot_of("description"), description),
-                    FollowupAction(FORM),
-                ]
+                entities = latest.get("entities") or []
+                return [*reset_report(), *described(text, decision, entities), FollowupAction(FORM)]
         dispatcher.utter_message(response="utter_nlu_fallback")
         return []

@@ -284,6 +284,42 @@ def valid_share(share: Mapping[str, Any] | None) -> bool:
     return -90 <= lat <= 90 and -180 <= lng <= 180 and not (lat == 0 and lng == 0)
 
 
+def prefill(text: str, entities: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Facts the first description already gives (place, time, weapons, injuries, plates),
+    so the form does not ask for them again; the summary card still shows them to confirm."""
+
+    def span(entity: Mapping[str, Any]) -> str:
+        start, end = entity.get("start"), entity.get("end")
+        if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
+            return text[start:end]
+        return str(entity.get("value"))
+
+    facts: dict[str, dict[str, Any]] = {}
+    address = next(iter(_entities(entities, "address")), None)
+    if address is not None and isinstance(address.get("value"), Mapping):
+        place = address["value"]
+        facts["location"] = _given(
+            str(place.get("text") or span(address)), district=place.get("county")
+        )
+    time = next(iter(_entities(entities, "time")), None)
+    if time is not None:
+        facts["time"] = _given(span(time), iso=str(time.get("value")))
+    kinds = [str(e.get("value")) for e in _entities(entities, "weapon")]
+    if kinds:
+        facts["weapons"] = {"answer": YES, "text": "、".join(kinds), "kinds": kinds}
+    elif _entities(entities, "weapon_negated"):
+        facts["weapons"] = {"answer": NO, "text": "没有", "kinds": []}
+    if _entities(entities, "injury_negated"):
+        facts["injured"] = {"answer": NO, "text": "没有人受伤", "count": 0}
+    elif _entities(entities, "injury"):
+        injuries = [span(e) for e in _entities(entities, "injury")]
+        facts["injured"] = {"answer": YES, "text": "、".join(injuries), "count": None}
+    plates = [str(e.get("value")) for e in _entities(entities, "vehicle_plate")]
+    if plates:
+        facts["vehicle"] = _given("、".join(plates), plates=plates)
+    return facts
+
+
 # --- corrections -----------------------------------------------------------------------
 
 _CORRECTION_CUES: dict[str, tuple[str, ...]] = {

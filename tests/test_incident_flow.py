@@ -251,3 +251,9 @@ async def test_a_report_resumes_after_a_restart(model_path, tmp_path) -> None:  
         assert "请核对" in reply and "国定路100号" in reply
     finally:
         second.stop()
+
+
+async def test_what_the_description_says_is_not_asked_again(citizen: Citizen) -> None:
+    reply = await citizen.say("我的电动车昨晚在徐汇区漕溪北路88号楼下被人偷了")
+    assert "地点" not in reply and "什么时候" not in reply
+    assert "对方" in reply  # the theft questions go on with suspects

@@ -20,6 +20,7 @@ from routing.report import (
     display_answer,
     escalate,
     find_correction,
+    prefill,
     read_answer,
     summary_lines,
     valid_share,
@@ -291,3 +292,27 @@ def test_a_calm_answer_never_lowers_the_stakes() -> None:
     assert change.route == "police" and change.call_110_now and change.urgency == "immediate"
     civic = escalate(decision("12345", "property", urgency="low"), "电梯坏了", {})
     assert civic.route == "12345" and not civic.became_police
+
+
+# --- what the first description already says ------------------------------------------
+
+
+def test_prefill_takes_place_time_weapon_and_plate_from_the_description() -> None:
+    text = "昨晚十点在徐汇区漕溪北路88号，一个男的拿着刀抢了我的包，开着沪A12345跑了"
+    facts = prefill(text, entities(text))
+    assert facts["location"]["district"] == "徐汇区"
+    assert "漕溪北路88号" in facts["location"]["text"]
+    assert facts["time"]["iso"] == "2026-11-22T22:00:00+08:00"
+    assert facts["weapons"]["kinds"] == ["刀"]
+    assert facts["vehicle"]["plates"] == ["沪A12345"]
+    assert "injured" not in facts
+
+
+def test_prefill_keeps_negations() -> None:
+    text = "刚才两个人吵起来了，没有人受伤，也没动刀"
+    facts = prefill(text, entities(text))
+    assert facts["injured"] == {"answer": NO, "text": "没有人受伤", "count": 0}
+
+
+def test_prefill_of_plain_text_is_empty() -> None:
+    assert prefill("物业不管事", entities("物业不管事")) == {}
