@@ -25,10 +25,18 @@ from bot.model import find_model
 from bot.observability import Metrics, request_id_var
 from bot.settings import Settings
 from bot.tracker_store import SealedSQLTrackerStore
+from bot.uploads import Destination, UploadRefused, confirmation, destination, read_upload, refused
 from nlu.text import normalise
 from store.conversations import ConversationLog
 from store.crypto import PiiCipher
 from store.db import Database
+from store.incidents import (
+    AttachmentRejected,
+    IncidentBook,
+    IncidentClosed,
+    IncidentNotFound,
+    check_attachment,
+)
 from store.migrate import applied_revision, head_revision
 
 logger = logging.getLogger(__name__)
@@ -67,6 +75,7 @@ class ApiError(web.HTTPException):
 
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status_code = status
+        self.code = code
         super().__init__(
             text=_dumps({"error": code, "message": message}),
             content_type="application/json",
@@ -150,14 +159,19 @@ def _ready_dialogue(request: web.Request) -> Dialogue:
     return runtime.dialogue
 
 
-async def chat(request: web.Request) -> web.Response:
-    """POST /api/chat — the JSON contract of the H5 page and the mini-program."""
-    body = await _json_object(request)
-    sender = body.get("sender")
+def _checked_sender(sender: object) -> str:
+    """The page's own id for the citizen: it keys the dialogue, the transcript and uploads."""
     if not isinstance(sender, str) or not SENDER_PATTERN.fullmatch(sender):
         raise ApiError(
             400, "invalid_sender", "sender 必须是1-128位字母、数字或 _ . : @ - 组成的字符串。"
         )
+    return sender
+
+
+async def chat(request: web.Request) -> web.Response:
+    """POST /api/chat — the JSON contract of the H5 page and the mini-program."""
+    body = await _json_object(request)
+    sender = _checked_sender(body.get("sender"))
     text, payload = body.get("text"), body.get("payload")
     if payload is not None:
         if not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS:
@@ -193,6 +207,68 @@ async def chat(request: web.Request) -> web.Response:
         )
     messages = messages or [{"text": "消息已收到。" + CALL_110}]
     return json_response({"messages": messages})
+
+
+async def upload(request: web.Request) -> web.Response:
+    """POST /api/upload (multipart: sender, file) — a photo, voice note or video for the report.
+
+    Answers like /api/chat, plus what was kept: {"messages": [...], "attachment": {...}}.
+    """
+    metrics = request.app[METRICS]
+    try:
+        reply = await _keep_upload(request)
+    except ApiError as exc:
+        metrics.upload_rejections.labels(exc.code).inc()
+        raise
+    metrics.uploads.labels(reply["attachment"]["kind"]).inc()
+    return json_response(reply)
+
+
+async def _keep_upload(request: web.Request) -> dict[str, Any]:
+    dialogue = _ready_dialogue(request)  # before reading up to 25 MB for nothing
+    try:
+        received = await read_upload(request)
+        sender = _checked_sender(received.sender)
+        try:
+            mime = check_attachment(received.kind, received.mime, received.data)
+        except AttachmentRejected as exc:
+            raise refused(exc.reason, received.kind) from exc
+    except UploadRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    runtime = request.app[RUNTIME]
+    book = IncidentBook(runtime.db, runtime.cipher)
+    where = await destination(dialogue.agent.tracker_store, book, "web", sender)
+    kept = functools.partial(
+        book.add_attachment, "web", sender, kind=received.kind, mime=mime, data=received.data
+    )
+    try:
+        attachment_id = await kept(incident_number=where.number)
+    except (IncidentNotFound, IncidentClosed):
+        # Closed or withdrawn meanwhile: keep the file for the citizen's next report.
+        where = Destination(None, where.reporting)
+        attachment_id = await kept(incident_number=None)
+    size = len(received.data)
+    text = confirmation(received.kind, where)
+    # The call-taker's transcript shows that a file came and what became of it; never its
+    # bytes, nor its name (a file name can carry a person's name).
+    meta = {"kind": received.kind, "mime": mime, "size": size, "id": attachment_id}
+    await dialogue.transcript.append(
+        "web",
+        sender,
+        [("in", {"attachment": meta}, None), ("out", {"text": text}, None)],
+        request_id_var.get(),
+    )
+    logger.info(
+        "kept %s attachment %d (%d bytes, %s)",
+        received.kind,
+        attachment_id,
+        size,
+        "linked" if where.number else "loose",
+    )
+    return {
+        "messages": [{"text": text}],
+        "attachment": {"id": attachment_id, "kind": received.kind, "size": size},
+    }
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -307,5 +383,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     app.router.add_post("/api/chat", chat)
+    app.router.add_post("/api/upload", upload)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

@@ -69,6 +69,11 @@ class Dialogue:
         self._log = log
 
     @property
+    def transcript(self) -> ConversationLog:
+        """For turns that do not go through Rasa (an upload) but belong in the transcript."""
+        return self._log
+
+    @property
     def model_id(self) -> str:
         return self.agent.model_name or self.agent.model_id or "unknown"
 

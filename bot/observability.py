@@ -100,6 +100,18 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.uploads = Counter(
+            "alarmbot_uploads",
+            "Files kept from citizens, by kind (image, voice, video)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.upload_rejections = Counter(
+            "alarmbot_upload_rejections",
+            "Uploads refused, by error code (too_large, bad_type, ...)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "alarmbot_errors",
             "Errors by kind",
