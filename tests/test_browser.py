@@ -247,3 +247,79 @@ async def test_a_report_with_the_phone_location_and_button_answers(live_server_u
         await wait_for_reply(page, before)
         await expect(page.locator(BOT).filter(has_text="报警编号")).to_have_count(1)
         assert not page.errors, page.errors
+
+
+def tiny_png():
+    """A real 1×1 PNG, built here so the test needs no fixture file."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xb3\x26\x1e"))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def choose_file(page, name, mime, buffer):
+    """Press the labelled button, as a citizen would, and pick a file in the chooser."""
+    async with page.expect_file_chooser() as chooser:
+        await page.get_by_role("button", name="发送照片").click()
+    await (await chooser.value).set_files({"name": name, "mimeType": mime, "buffer": buffer})
+
+
+async def test_photo_upload_shows_the_confirmation(live_server_url):
+    async with open_page(live_server_url) as page:
+        before = await send_text(page, "我的电动车在楼下被人偷了")
+        await wait_for_reply(page, before)
+        question = page.locator(BOT).last
+        await expect(question).to_contain_text("地点")
+
+        uploads = []
+        page.on("request", lambda r: uploads.append(r) if "/api/upload" in r.url else None)
+        before = await page.locator(BOT).count()
+        await choose_file(page, "张三.png", "image/png", tiny_png())
+        await expect(page.locator(USER).last.locator(".text")).to_have_text(
+            re.compile(r"^\[照片\] 1 KB$")
+        )
+        await wait_for_reply(page, before)
+        await expect(page.locator(BOT).last).to_contain_text("照片已收到")
+        await expect(page.locator(".msg-failed, .msg-unsent")).to_have_count(0)
+        [request] = uploads
+        assert "multipart/form-data" in request.headers["content-type"]
+        assert "张三" not in (request.post_data_buffer or b"").decode("utf-8", "replace")
+
+        # The photo is an aside: the report goes on with the question asked before it.
+        before = await send_text(page, "黄浦区福州路185号")
+        await wait_for_reply(page, before)
+        await expect(page.locator(BOT).last).to_contain_text("什么时候")
+        assert not page.errors, page.errors
+
+
+async def test_photo_upload_refuses_a_wrong_file_on_the_phone(live_server_url):
+    async with open_page(live_server_url) as page:
+        await choose_file(page, "notes.txt", "text/plain", b"not a photo")
+        await expect(page.locator("#status")).to_contain_text("只能发送")
+        await choose_file(page, "big.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\0" * (10 << 20))
+        await expect(page.locator("#status")).to_contain_text("10MB")
+        await expect(page.locator(USER)).to_have_count(0)
+        assert not [u for u in page.requests if "/api/upload" in u]
+        # A failed network upload keeps the photo for a retry, like a text message.
+        await page.route("**/api/upload", lambda route: route.abort("internetdisconnected"))
+        await choose_file(page, "a.png", "image/png", tiny_png())
+        retry = page.get_by_role("button", name="未发送，点击重试")
+        await expect(retry).to_be_visible()
+        await page.unroute("**/api/upload")
+        before = await page.locator(BOT).count()
+        await retry.click()
+        await wait_for_reply(page, before)
+        await expect(page.locator(BOT).last).to_contain_text("照片已收到")
+        await expect(retry).to_have_count(0)
+        script_errors = [e for e in page.errors if "ERR_INTERNET_DISCONNECTED" not in e]
+        assert not script_errors, script_errors

@@ -6,7 +6,14 @@
   'use strict';
 
   var API_CHAT = '/api/chat';
+  var API_UPLOAD = '/api/upload';
   var TIMEOUT_MS = 15000;
+  var UPLOAD_TIMEOUT_MS = 120000;  // 10 MB over a weak mobile link
+  // What the server keeps as a photo (store.incidents ATTACHMENT_TYPES / ATTACHMENT_LIMITS).
+  var PHOTO_TYPES = ['image/jpeg', 'image/jpg', 'image/png', 'image/webp', 'image/gif'];
+  var PHOTO_MAX_BYTES = 10 * 1024 * 1024;
+  // Refusals a retry cannot fix: the file itself is wrong.
+  var FINAL_UPLOAD_ERRORS = ['too_large', 'bad_type', 'empty', 'bad_content', 'missing_file'];
   var MAX_LEN = 2000;
   var COUNTER_FROM = 1800;
   var MAX_ITEMS = 100;
@@ -37,8 +44,11 @@
   var counterEl = $('counter');
   var clearEl = $('clear');
   var locateEl = $('locate');
+  var attachEl = $('attach');
+  var photoEl = $('photo');
 
   var items = [];       // the transcript: plain, JSON-serialisable objects
+  var files = {};       // upload item id -> File, in memory only (for a retry)
   var nodes = {};       // item id -> DOM node
   var sending = false;  // one request in flight at a time
   var pinned = true;    // the log is scrolled to its end: keep it there when the layout changes
@@ -129,8 +139,10 @@
       if (!item.text && !item.buttons && !item.image) return null;
     } else {
       if (typeof raw.payload === 'string' && raw.payload) item.payload = raw.payload;
+      if (raw.upload === true) item.upload = true;
       // A request that was still in flight when the page closed may not have arrived.
       if (raw.status === 'pending' || raw.status === 'failed') item.status = 'failed';
+      if (raw.status === 'unsent') item.status = 'unsent';
       if (!item.text) return null;
     }
     return item;
@@ -205,8 +217,14 @@
       });
       wrap.appendChild(group);
     }
-    if (item.status === 'failed') wrap.appendChild(renderRetry(item));
+    renderOutcome(wrap, item);
     return wrap;
+  }
+
+  // Under a user bubble: a retry button, or a note that a refused file was not sent.
+  function renderOutcome(wrap, item) {
+    if (item.status === 'failed') wrap.appendChild(renderRetry(item));
+    if (item.status === 'unsent') wrap.appendChild(el('span', 'msg-note', '未发送'));
   }
 
   function renderRetry(item) {
@@ -224,9 +242,9 @@
     var node = nodes[item.id];
     if (!node) return;
     node.className = itemClass(item);
-    var retry = node.querySelector('.retry');
-    if (retry) node.removeChild(retry);
-    if (status === 'failed') node.appendChild(renderRetry(item));
+    var old = node.querySelectorAll('.retry, .msg-note');
+    for (var k = 0; k < old.length; k++) node.removeChild(old[k]);
+    renderOutcome(node, item);
   }
 
   function showStatus(text, isError) {
@@ -235,10 +253,11 @@
     keepPinned();
   }
 
-  // Quick replies are live only on bot messages after the user's last message.
+  // Quick replies are live only on bot messages after the user's last message. A photo is an
+  // aside: the question asked before it is still open, so are its buttons.
   function refreshControls() {
     var lastUser = -1;
-    items.forEach(function (it, i) { if (it.who === 'user') lastUser = i; });
+    items.forEach(function (it, i) { if (it.who === 'user' && !it.upload) lastUser = i; });
     items.forEach(function (it, i) {
       var node = nodes[it.id];
       if (!node) return;
@@ -264,54 +283,100 @@
 
   /* ---------- network ---------- */
 
-  function failure(status, data) {
+  function failure(status, data, what) {
     var message = data && typeof data.message === 'string' && data.message ? data.message : '';
+    var code = data && typeof data.error === 'string' ? data.error : '';
     if (!message) {
-      if (status === 0) message = '网络连接失败，消息未发送。';
-      else if (status === -1) message = '网络太慢，消息未发送。';
-      else if (status >= 500) message = '服务暂时不可用，消息未发送。';
-      else message = '消息未发送。';
+      if (status === 0) message = '网络连接失败，' + what + '未发送。';
+      else if (status === -1) message = '网络太慢，' + what + '未发送。';
+      else if (status >= 500) message = '服务暂时不可用，' + what + '未发送。';
+      else message = what + '未发送。';
       message += '请点击重试。' + FALLBACK_HINT;
     }
-    return { status: status, message: message };
+    return { status: status, code: code, message: message };
   }
 
-  // XMLHttpRequest rather than fetch: built-in timeout, works in every old webview.
-  function postChat(body) {
+  // XMLHttpRequest rather than fetch: built-in timeout and upload progress, works in every old
+  // webview. Resolves with the bot's messages.
+  function post(url, body, options) {
     return new Promise(function (resolve, reject) {
       var xhr = new XMLHttpRequest();
-      xhr.open('POST', API_CHAT, true);
-      xhr.timeout = TIMEOUT_MS;
-      xhr.setRequestHeader('Content-Type', 'application/json');
+      xhr.open('POST', url, true);
+      xhr.timeout = options.timeout;
+      if (options.contentType) xhr.setRequestHeader('Content-Type', options.contentType);
+      if (options.onProgress && xhr.upload) {
+        xhr.upload.onprogress = function (e) {
+          if (e.lengthComputable && e.total) options.onProgress(e.loaded / e.total);
+        };
+      }
       xhr.onload = function () {
         var data = null;
         try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
         if (xhr.status >= 200 && xhr.status < 300 && data && Array.isArray(data.messages)) {
           resolve(data.messages);
         } else {
-          reject(failure(xhr.status, data));
+          reject(failure(xhr.status, data, options.what));
         }
       };
-      xhr.onerror = function () { reject(failure(0, null)); };
-      xhr.ontimeout = function () { reject(failure(-1, null)); };
-      xhr.send(JSON.stringify(body));
+      xhr.onerror = function () { reject(failure(0, null, options.what)); };
+      xhr.ontimeout = function () { reject(failure(-1, null, options.what)); };
+      xhr.send(body);
+    });
+  }
+
+  function postChat(body) {
+    return post(API_CHAT, JSON.stringify(body), {
+      timeout: TIMEOUT_MS, contentType: 'application/json', what: '消息'
+    });
+  }
+
+  // multipart/form-data (the browser sets the boundary). The file goes under a neutral name:
+  // the phone's own file name can carry a person's name.
+  function postUpload(file, onProgress) {
+    var form = new FormData();
+    form.append('sender', sender);
+    form.append('file', file, 'photo');
+    return post(API_UPLOAD, form, {
+      timeout: UPLOAD_TIMEOUT_MS, what: '照片', onProgress: onProgress
     });
   }
 
   function send(item) {
     if (sending) return;
+    if (item.upload && !files[item.id]) {
+      // The page was reloaded: the photo itself is gone, the citizen has to choose it again.
+      setStatus(item, 'unsent');
+      saveTranscript();
+      showStatus('请重新选择这张照片。', true);
+      choosePhoto();
+      return;
+    }
     sending = true;
     setStatus(item, 'pending');
     saveTranscript();
-    showStatus('正在发送…', false);
+    showStatus(item.upload ? '正在上传照片…' : '正在发送…', false);
     refreshControls();
     scrollToEnd();
 
-    var body = { sender: sender };
-    if (item.payload) body.payload = item.payload; else body.text = item.text;
+    var request;
+    if (item.upload) {
+      var shown = 0;
+      request = postUpload(files[item.id], function (fraction) {
+        var step = Math.floor(fraction * 4) * 25;  // a few updates only: the status is read aloud
+        if (step > shown && step < 100) {
+          shown = step;
+          showStatus('正在上传照片… ' + step + '%', false);
+        }
+      });
+    } else {
+      var body = { sender: sender };
+      if (item.payload) body.payload = item.payload; else body.text = item.text;
+      request = postChat(body);
+    }
 
-    postChat(body).then(function (messages) {
+    request.then(function (messages) {
       sending = false;
+      delete files[item.id];
       setStatus(item, null);
       showStatus('', false);
       messages.forEach(function (m) {
@@ -320,7 +385,12 @@
       });
     }, function (err) {
       sending = false;
-      setStatus(item, 'failed');
+      if (item.upload && FINAL_UPLOAD_ERRORS.indexOf(err.code) >= 0) {
+        delete files[item.id];
+        setStatus(item, 'unsent');
+      } else {
+        setStatus(item, 'failed');
+      }
       showStatus(err.message, true);
     }).then(function () {
       saveTranscript();
@@ -379,6 +449,41 @@
     }, { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 });
   }
 
+  function formatSize(bytes) {
+    if (bytes < 1024 * 1024) return Math.max(1, Math.round(bytes / 1024)) + ' KB';
+    return (bytes / (1024 * 1024)).toFixed(1) + ' MB';
+  }
+
+  function choosePhoto() {
+    if (sending) {
+      showStatus('正在发送，请稍候再选照片。', false);
+      return;
+    }
+    photoEl.value = '';  // choosing the same photo again still fires "change"
+    photoEl.click();
+  }
+
+  // Checked here first so a wrong or huge file is not sent over a weak link for nothing;
+  // the server checks again.
+  function onPhotoChosen() {
+    var file = photoEl.files && photoEl.files[0];
+    photoEl.value = '';
+    if (!file) return;
+    if (PHOTO_TYPES.indexOf((file.type || '').toLowerCase()) < 0) {
+      showStatus('只能发送JPG、PNG、WEBP或GIF格式的照片，请重新选择。', true);
+    } else if (!file.size) {
+      showStatus('照片是空的，请重新选择。', true);
+    } else if (file.size > PHOTO_MAX_BYTES) {
+      showStatus('照片太大（最大' + PHOTO_MAX_BYTES / 1048576 + 'MB），请换一张小一些的，或用文字说明。', true);
+    } else {
+      var item = addItem({ who: 'user', text: '[照片] ' + formatSize(file.size), upload: true });
+      files[item.id] = file;
+      send(item);
+      return;
+    }
+    attachEl.focus();
+  }
+
   function onInputChanged() {
     var len = inputEl.value.length;
     if (len >= COUNTER_FROM) {
@@ -399,6 +504,7 @@
     if (!window.confirm('清除本机上的聊天记录？已发出的报警不受影响。')) return;
     items = [];
     nodes = {};
+    files = {};
     logEl.textContent = '';
     storeRemove(KEY_TRANSCRIPT);
     showStatus('', false);
@@ -428,6 +534,8 @@
 
   clearEl.addEventListener('click', clearHistory);
   locateEl.addEventListener('click', shareLocation);
+  attachEl.addEventListener('click', choosePhoto);
+  photoEl.addEventListener('change', onPhotoChosen);
 
   chatEl.addEventListener('scroll', function () {
     pinned = chatEl.scrollHeight - chatEl.scrollTop - chatEl.clientHeight < 48;
