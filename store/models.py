@@ -201,3 +201,52 @@ class Attachment(Base):
     sha256 = Column(String(64), nullable=False)
     content_sealed = Column(LargeBinary, nullable=False)
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class OutboxMessage(Base):
+    """A handoff to another system (110 CAD, 12345, mediation, SMS), written in the same
+    transaction as the incident change it reports, then delivered by a relay.
+
+    The payload is sealed (it carries the report); `last_error` is ours and never quotes a
+    receiver's answer, so it stays in clear for operators. `claimed_until` is a lease: a
+    worker that dies mid-send loses its claim and another worker sends the row again, under
+    the same `idempotency_key`.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_incident", "incident_id", "target", "id"),
+    )
+
+    id = Column(BigId, primary_key=True)
+    incident_id = Column(BigId, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False)
+    target = Column(String(24), nullable=False)  # cad110 | workorder12345 | mediation | sms
+    idempotency_key = Column(String(64), nullable=False, unique=True)
+    kind = Column(String(8), nullable=False)  # create | update | cancel
+    payload_sealed = Column(LargeBinary, nullable=False)  # JSON: incident snapshot
+    status = Column(String(8), nullable=False, default="pending")  # pending|sending|sent|dead
+    attempts = Column(Integer, nullable=False, default=0)  # claims so far, crashed ones too
+    next_attempt_at = Column(DateTime(timezone=True), nullable=False)
+    claimed_by = Column(String(64))  # "<worker>#<claim token>" while sending
+    claimed_until = Column(DateTime(timezone=True))
+    last_error = Column(String(300))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    sent_at = Column(DateTime(timezone=True))
+    external_ref = Column(String(64))  # the receiver's id for what we sent
+
+
+class OutboxAttempt(Base):
+    """One delivery attempt of an outbox row, kept for operators; never personal data."""
+
+    __tablename__ = "outbox_attempts"
+    __table_args__ = (Index("ix_outbox_attempts_outbox", "outbox_id", "id"),)
+
+    id = Column(BigId, primary_key=True)
+    outbox_id = Column(BigId, ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False)
+    at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    worker = Column(String(64))
+    ok = Column(Boolean, nullable=False)
+    status_code = Column(Integer)
+    error = Column(String(300))
+    duration_ms = Column(Integer, nullable=False, default=0)
