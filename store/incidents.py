@@ -3,6 +3,10 @@
 What the citizen said is sealed (`details`, event notes, attachment bytes). What stays in
 clear is what a queue sorts and filters on (route, category, urgency, status, flags) and the
 keys of the fields still missing, never their values.
+
+Handing a report on (to the 110 CAD, 12345 or a mediator) writes an outbox row in the same
+transaction as the change that causes it (`store.outbox`): the row carries a sealed snapshot
+of the incident, and a relay delivers it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import models
+from store import models, outbox
 from store.crypto import PiiCipher
 from store.db import Database
 from store.models import utcnow
@@ -50,6 +54,12 @@ STATUS_LABELS = {
     CANCELLED: "已撤销",
 }
 FINAL_STATUSES = frozenset({CLOSED, CANCELLED})
+# Which system takes an incident of each route.
+HANDOFF_TARGETS = {
+    POLICE: outbox.CAD110,
+    CIVIC: outbox.WORKORDER_12345,
+    MEDIATION: outbox.MEDIATION,
+}
 EVENT_LABELS = {
     "created": "创建",
     "updated": "补充信息",
@@ -201,6 +211,29 @@ def _utc_or_none(moment: datetime | None) -> datetime | None:
     return None if moment is None else _utc(moment)
 
 
+_SNAPSHOT_TIMES = ("created_at", "updated_at", "submitted_at", "closed_at")
+
+
+def record_snapshot(record: IncidentRecord) -> dict[str, Any]:
+    """The record as JSON-able data: what an outbox row carries (sealed) to the relay."""
+    data = {name: getattr(record, name) for name in IncidentRecord.__dataclass_fields__}
+    data["missing"] = list(record.missing)
+    for name in _SNAPSHOT_TIMES:
+        data[name] = None if data[name] is None else data[name].isoformat()
+    return data
+
+
+def record_from_snapshot(data: Mapping[str, Any]) -> IncidentRecord:
+    """The record back from `record_snapshot`, as it was when the handoff was queued."""
+    values = {name: data.get(name) for name in IncidentRecord.__dataclass_fields__}
+    values["missing"] = tuple(values["missing"] or ())
+    values["details"] = dict(values["details"] or {})
+    for name in _SNAPSHOT_TIMES:
+        if values[name] is not None:
+            values[name] = _utc(datetime.fromisoformat(values[name]))
+    return IncidentRecord(**values)
+
+
 def _attachment_meta(row: Any) -> AttachmentMeta:  # noqa: ANN401 - ORM row or result row
     return AttachmentMeta(
         id=row.id,
@@ -319,6 +352,39 @@ class IncidentBook:
             raise IncidentNotFound(number)
         return row
 
+    async def _hand_off(
+        self, session: AsyncSession, row: models.Incident, kind: str, now: datetime, target: str
+    ) -> str:
+        """Queue `kind` for `target` in this transaction, with the incident as it is now."""
+        await session.flush()  # the snapshot and the outbox row need the incident's id
+        return await outbox.enqueue(
+            session,
+            self._cipher,
+            incident_id=row.id,
+            number=row.number,
+            target=target,
+            kind=kind,
+            payload={"incident": record_snapshot(self._record(row))},
+            now=now,
+        )
+
+    async def _sync_handoff(
+        self, session: AsyncSession, row: models.Incident, now: datetime
+    ) -> None:
+        """Tell the system holding a handed-off incident what changed; if triage or a
+        call-taker moved it to another route, cancel it there and create it at the new one.
+        An incident never handed off (a draft, or one a call-taker moved on) has nobody to tell.
+        """
+        holder = await outbox.active_target(session, row.id)
+        if holder is None:
+            return
+        wanted = HANDOFF_TARGETS[row.route]
+        if holder == wanted:
+            await self._hand_off(session, row, outbox.UPDATE, now, holder)
+        else:
+            await self._hand_off(session, row, outbox.CANCEL, now, holder)
+            await self._hand_off(session, row, outbox.CREATE, now, wanted)
+
     @staticmethod
     def _ensure_reporter(row: models.Incident, channel: str, sender_id: str) -> None:
         if (row.channel, row.sender_id) != (channel, sender_id):
@@ -371,7 +437,8 @@ class IncidentBook:
     ) -> IncidentRecord:
         """Number and store a new report with its `created` event, in one transaction.
 
-        The emergency fast path passes status="received" so call-takers see it at once.
+        The emergency fast path passes status="received" so call-takers see it at once; the
+        handoff to the route's system is queued in the same transaction.
         """
         _check_choice("route", route, ROUTES)
         _check_choice("urgency", urgency, URGENCIES)
@@ -404,6 +471,8 @@ class IncidentBook:
             )
             session.add(row)
             await session.flush()
+            if status == RECEIVED:
+                await self._hand_off(session, row, outbox.CREATE, now, HANDOFF_TARGETS[route])
             self._append(session, row, now, "created", actor)
         return self._record(row)
 
@@ -428,7 +497,8 @@ class IncidentBook:
         `details` is merged into what is stored: a key given with the value None is removed.
         The `updated` event's (sealed) note names what changed, not the new values. An
         emergency police report cannot be rerouted (`EmergencyRouteLocked`), nor can an
-        emergency be un-flagged. Nothing changed, nothing written.
+        emergency be un-flagged. Nothing changed, nothing written. A change to an incident
+        already handed off is queued for the system that holds it (`_sync_handoff`).
         """
         if route is not None:
             _check_choice("route", route, ROUTES)
@@ -482,10 +552,13 @@ class IncidentBook:
                 now = self._now()
                 row.updated_at = now
                 self._append(session, row, now, "updated", actor, "; ".join(changes))
+                if row.status != DRAFT:
+                    await self._sync_handoff(session, row, now)
         return self._record(row)
 
     async def submit(self, number: str, actor: str = "citizen") -> IncidentRecord:
-        """Hand a draft to the police (draft → received). Submitting again changes nothing."""
+        """Hand a draft on (draft → received) and queue its handoff to the route's system in
+        the same transaction. Submitting again changes nothing."""
         async with self._db.session() as session:
             row = await self._locked(session, number)
             self._ensure_open(row)
@@ -493,6 +566,7 @@ class IncidentBook:
                 now = self._now()
                 row.status = RECEIVED
                 row.submitted_at = row.updated_at = now
+                await self._hand_off(session, row, outbox.CREATE, now, HANDOFF_TARGETS[row.route])
                 self._append(session, row, now, "submitted", actor)
         return self._record(row)
 
@@ -524,7 +598,10 @@ class IncidentBook:
     async def cancel(
         self, number: str, channel: str, sender_id: str, reason: str
     ) -> IncidentRecord:
-        """The reporter withdraws their own report while it is still open; reason sealed."""
+        """The reporter withdraws their own report while it is still open; reason sealed.
+
+        If the report was handed off, the system holding it is told in the same transaction
+        (the reason stays here: it may name people)."""
         async with self._db.session() as session:
             row = await self._locked(session, number)
             self._ensure_reporter(row, channel, sender_id)
@@ -532,8 +609,51 @@ class IncidentBook:
             now = self._now()
             row.status = CANCELLED
             row.updated_at = row.closed_at = now
+            holder = await outbox.active_target(session, row.id)
+            if holder is not None:
+                await self._hand_off(session, row, outbox.CANCEL, now, holder)
             self._append(session, row, now, "cancelled", "citizen", reason.strip() or None)
         return self._record(row)
+
+    async def handoff_delivered(
+        self,
+        outbox_id: int,
+        *,
+        external_ref: str | None = None,
+        status: str | None = None,
+        note: str | None = None,
+        attempt: outbox.Attempt | None = None,
+        actor: str = "handoff",
+    ) -> bool:
+        """A relay delivered outbox row `outbox_id`: mark it sent and move the incident on, in
+        one transaction, so the timeline never says "transferred" for an unsent row or the
+        other way round. `status` applies only to an incident still `received` (a call-taker
+        or the citizen may have moved it since); otherwise just `note` is recorded.
+        False, and nothing written but the attempt, if the row was already marked sent.
+        """
+        if status is not None:
+            _check_choice("status", status, STATUS_LABELS)
+        async with self._db.session() as session:
+            now = self._now()
+            first = await outbox.mark_sent_in(
+                session, outbox_id, external_ref=external_ref, now=now, attempt=attempt
+            )
+            if not first:
+                return False
+            incident_id = select(models.OutboxMessage.incident_id).where(
+                models.OutboxMessage.id == outbox_id
+            )
+            query = select(models.Incident).where(
+                models.Incident.id == incident_id.scalar_subquery()
+            )
+            row = (await session.execute(query.with_for_update())).scalar_one()
+            if status is not None and row.status == RECEIVED and status != RECEIVED:
+                row.status = status
+                row.updated_at = now
+                self._append(session, row, now, "status", actor, note)
+            elif note:
+                self._append(session, row, now, "note", actor, note)
+        return True
 
     async def add_note(self, number: str, note: str, *, actor: str) -> IncidentEvent:
         """A remark on the timeline (also after closure: follow-ups happen); sealed."""
