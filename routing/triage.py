@@ -111,6 +111,7 @@ class TriagePolicy:
     min_confidence: float
     min_model_confidence: float
     police_pull: float
+    min_route_confidence: float
     negation: re.Pattern[str]
     negation_gap: int
     danger: CueList
@@ -141,6 +142,7 @@ class TriagePolicy:
             min_confidence=float(data["thresholds"]["min_confidence"]),
             min_model_confidence=float(data["thresholds"]["min_model_confidence"]),
             police_pull=float(data["thresholds"]["police_pull"]),
+            min_route_confidence=float(data["thresholds"]["min_route_confidence"]),
             negation=re.compile("|".join(map(re.escape, negation_words))),
             negation_gap=int(data.get("negation_gap", 1)),
             danger=CueList.of(cues["danger"]),
@@ -319,6 +321,11 @@ def triage(
             route = POLICE
             category = likeliest or (keywords.category if police_words else "other")
             reasons.append(f"把握不足（{proposal.confidence:.0%}），可能是警情，按110处理")
+        elif proposal.confidence < policy.min_route_confidence and not (
+            keywords is not None and keywords.route == proposal.route
+        ):
+            route, category = POLICE, (likeliest if mass >= policy.police_pull else None) or "other"
+            reasons.append(f"模型把握过低（{proposal.confidence:.0%}），按110处理，由接警员核实")
     else:
         route, category = POLICE, "other"
         reasons.append("无法判断类别，按110警情处理，由接警员核实")
