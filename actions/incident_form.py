@@ -24,6 +24,8 @@ from actions.reporting import (
     decision_slots,
     described,
     field_of,
+    language_of_slots,
+    say,
     slot_of,
     sync_incident,
 )
@@ -36,6 +38,7 @@ from routing.report import (
     escalate,
     find_correction,
     is_meaningful,
+    language_of,
     read_answer,
 )
 from routing.triage import POLICE, triage
@@ -99,6 +102,13 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
     ) -> list[dict[str, Any]]:
         """Events for one answer. Always sets at least one report slot, so Rasa keeps the form."""
         typed = clean(turn.text)
+        language = language_of(typed, min_words=3) if typed else None
+        if language and language != language_of_slots(slots):
+            slots["language"] = language
+            return [
+                SlotSet("language", language),
+                *self._answer(dispatcher, turn, requested, slots),
+            ]
         if turn.button == CANCEL or _CANCEL_WORDS.match(typed):
             return [SlotSet(CONFIRM, CANCEL)]
         correction = find_correction(typed) if typed else None
@@ -125,6 +135,7 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
             button=turn.button if text is None else None,
             location=turn.share,
             failures=failures.get(field, 0),
+            language=language_of_slots(slots),
         )
         if reading.value is None:
             failures[field] = failures.get(field, 0) + 1
@@ -172,7 +183,7 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
         if change.became_emergency:
             dispatcher.utter_message(response="utter_emergency_first")
         elif change.became_police:
-            dispatcher.utter_message(text="您说的情况涉及暴力或威胁，已改按110警情处理。")
+            say(dispatcher, "now_police", language_of_slots(slots))
         updated = current.__class__(
             route=change.route,
             category=change.category,
@@ -198,11 +209,11 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
             return [SlotSet(requested, None)]
         if not is_meaningful(correction.text):
             # "地址不对" alone: ask that question again, after the current one.
-            dispatcher.utter_message(text="好的，这一项稍后重新问您。")
+            say(dispatcher, "ask_later", language_of_slots(slots))
             return [SlotSet(slot_of(field), None)]
         events = self._fill(dispatcher, turn, field, slots, text=correction.text)
         if events and events[0]["value"] is not None:
-            dispatcher.utter_message(text="已更正。")
+            say(dispatcher, "corrected", language_of_slots(slots))
         return events if slot_of(field) != requested else events
 
     def _confirm(
@@ -232,14 +243,14 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
                 response="utter_report_how_to_correct",
                 buttons=[
                     {
-                        "title": policy.label(field_of(s)),
+                        "title": policy.label(field_of(s), language_of_slots(slots)),
                         "payload": f'/inform{{"answer": "{EDIT}:{field_of(s)}"}}',
                     }
                     for s in answered
                 ],
             )
             return [SlotSet(CONFIRM, None)]
-        dispatcher.utter_message(text="请点“提交”；要修改请说哪一项不对。")
+        say(dispatcher, "confirm_hint", language_of_slots(slots))
         return [SlotSet(CONFIRM, None)]
 
 

@@ -8,7 +8,15 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.incident_form import CANCEL, EDIT, SUBMIT
-from actions.reporting import answers_from, decision_from, reset_report, sync_incident
+from actions.reporting import (
+    TEXTS,
+    answers_from,
+    decision_from,
+    language_of_slots,
+    reset_report,
+    say,
+    sync_incident,
+)
 from actions.services import UsesServices
 from actions.turn import reporter
 from routing.report import completeness, default_report_policy, summary_lines
@@ -17,9 +25,23 @@ from routing.triage import CIVIC, MEDIATION, POLICE, default_policy
 # Truthful until handoffs land (dispatch, 12345 work orders, mediators): the report is
 # stored and numbered for call-takers, and the citizen is told where else to turn.
 NEXT_STEP = {
-    POLICE: "文字报警正在接入110调度，紧急情况请同时拨打110或发短信到12110。",
-    CIVIC: "12345转办正在接入中，您也可以拨打12345反映。",
-    MEDIATION: "调解转办正在接入中，您也可以拨打12348或到街道人民调解委员会。",
+    POLICE: (
+        "文字报警正在接入110调度，紧急情况请同时拨打110或发短信到12110。",
+        "Text reports are not yet linked to 110 dispatch: in an emergency also call 110 "
+        "or text 12110.",
+    ),
+    CIVIC: (
+        "12345转办正在接入中，您也可以拨打12345反映。",
+        "Transfer to 12345 is not yet linked; you can also call 12345.",
+    ),
+    MEDIATION: (
+        "调解转办正在接入中，您也可以拨打12348或到街道人民调解委员会。",
+        "Transfer to mediators is not yet linked; you can also call 12348.",
+    ),
+}
+BUTTONS = {
+    "zh": (("提交", SUBMIT), ("修改", EDIT), ("取消", CANCEL)),
+    "en": (("Submit", SUBMIT), ("Change", EDIT), ("Cancel", CANCEL)),
 }
 
 
@@ -42,17 +64,23 @@ class ActionAskReportConfirm(Action):
             return []
         answers = answers_from(slots)
         emergency = decision.call_110_now
-        label = default_policy().label(decision.route, decision.category)
-        lines = [f"请核对您的报警（{label}）："]
-        lines += summary_lines(answers, decision.route, decision.category, emergency)
-        score = completeness(answers, decision.route, decision.category, emergency)
-        missing = score.missing_labels(default_report_policy())
-        if missing:
-            lines.append("还差：" + "、".join(missing))
-        dispatcher.utter_message(
-            text="\n".join(lines),
-            buttons=_buttons(("提交", SUBMIT), ("修改", EDIT), ("取消", CANCEL)),
+        language = language_of_slots(slots)
+        if language == "en":
+            label = decision.category.replace("_", " ")
+        else:
+            label = default_policy().label(decision.route, decision.category)
+        zh_check, en_check = TEXTS["check"]
+        lines = [(en_check if language == "en" else zh_check).format(label=label)]
+        lines += summary_lines(
+            answers, decision.route, decision.category, emergency, language=language
         )
+        score = completeness(answers, decision.route, decision.category, emergency)
+        missing = score.missing_labels(default_report_policy(), language)
+        if missing:
+            zh_missing, en_missing = TEXTS["missing"]
+            template = en_missing if language == "en" else zh_missing
+            lines.append(template.format(items=(", " if language == "en" else "、").join(missing)))
+        dispatcher.utter_message(text="\n".join(lines), buttons=_buttons(*BUTTONS[language]))
         return []
 
 
@@ -73,7 +101,7 @@ class ActionFinishReport(UsesServices, Action):
                 channel, sender_id = reporter(tracker)
                 record = await incidents.get(number)
                 if record is not None and record.is_open:
-                    await incidents.cancel(number, channel, sender_id, "填写中取消")
+                    await incidents.cancel(number, channel, sender_id, TEXTS["cancel_reason"][0])
             dispatcher.utter_message(response="utter_report_cancelled")
             return reset_report()
         decision = decision_from(slots)
@@ -84,6 +112,7 @@ class ActionFinishReport(UsesServices, Action):
             for event in await sync_incident(self.services, tracker, slots, dispatcher):
                 number = event["value"]
         await incidents.submit(number)
-        dispatcher.utter_message(text=f"已提交，报警编号{number}。可在“我的报警”查看进度。")
-        dispatcher.utter_message(text=NEXT_STEP[decision.route])
+        language = language_of_slots(slots)
+        say(dispatcher, "submitted", language, number=number)
+        dispatcher.utter_message(text=NEXT_STEP[decision.route][language == "en"])
         return reset_report()

@@ -12,7 +12,13 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.services import ActionServices
 from actions.turn import reporter
-from routing.report import MAX_ANSWER_CHARS, completeness, default_report_policy, prefill
+from routing.report import (
+    MAX_ANSWER_CHARS,
+    completeness,
+    default_report_policy,
+    language_of,
+    prefill,
+)
 from routing.triage import Decision
 
 logger = logging.getLogger(__name__)
@@ -29,6 +35,39 @@ TRIAGE_SLOTS = (
     "triage_call_110_now",
     "triage_reasons",
 )
+
+
+# What the report actions say, in Chinese and in English for foreign residents. Static
+# replies live in domain.yml (with `language: en` variations); these carry numbers.
+TEXTS: dict[str, tuple[str, str]] = {
+    "recorded": ("已记下您的报警，编号{number}。", "Your report is recorded, number {number}."),
+    "now_police": (
+        "您说的情况涉及暴力或威胁，已改按110警情处理。",
+        "What you describe involves violence or threats: it is now a police (110) matter.",
+    ),
+    "ask_later": ("好的，这一项稍后重新问您。", "OK, I will ask about that again."),
+    "corrected": ("已更正。", "Corrected."),
+    "confirm_hint": (
+        "请点“提交”；要修改请说哪一项不对。",
+        "Tap Submit, or tell me which item is wrong.",
+    ),
+    "check": ("请核对您的报警（{label}）：", "Please check your report ({label}):"),
+    "missing": ("还差：{items}", "Still missing: {items}"),
+    "submitted": (
+        "已提交，报警编号{number}。可在“我的报警”查看进度。",
+        "Submitted. Report number {number}. See My reports for progress.",
+    ),
+    "cancel_reason": ("填写中取消", "cancelled while reporting"),
+}
+
+
+def language_of_slots(slots: dict[str, Any]) -> str:
+    return "en" if slots.get("language") == "en" else "zh"
+
+
+def say(dispatcher: CollectingDispatcher, key: str, language: str, **values: Any) -> None:
+    zh, en = TEXTS[key]
+    dispatcher.utter_message(text=(en if language == "en" else zh).format(**values))
 
 
 def slot_of(field: str) -> str:
@@ -77,6 +116,9 @@ def described(
     """Slots for a new description: the triage decision, the text, and every fact the
     text already gives, so the form only asks for what is still missing."""
     events = [*decision_slots(decision)]
+    language = language_of(text)
+    if language:
+        events.append(SlotSet("language", language))
     events.append(
         SlotSet(slot_of("description"), {"answer": "given", "text": text[:MAX_ANSWER_CHARS]})
     )
@@ -149,5 +191,5 @@ async def sync_incident(
     # Photos sent before the incident existed belong to it.
     await services.incidents.link_attachments(channel, sender_id, record.number)
     if emergency:
-        dispatcher.utter_message(text=f"已记下您的报警，编号{record.number}。")
+        say(dispatcher, "recorded", language_of_slots(slots), number=record.number)
     return [SlotSet("incident_number", record.number)]

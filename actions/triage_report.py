@@ -10,12 +10,14 @@ from rasa_sdk.events import FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.reporting import FORM, described, reset_report
-from routing.report import clean
+from routing.report import clean, language_of
 from routing.triage import CIVIC, MEDIATION, Decision, ModelReading, default_policy, triage
 
 
-def explain(decision: Decision) -> list[str]:
+def explain(decision: Decision, language: str = "zh") -> list[str]:
     """Short messages (≤60 characters each): danger first, then where and why."""
+    if language == "en":
+        return _explain_en(decision)
     policy = default_policy()
     label = policy.label(decision.route, decision.category)
     why = next((r for r in decision.reasons[1:] if not r.startswith("可能危及")), "")
@@ -29,6 +31,18 @@ def explain(decision: Decision) -> list[str]:
         messages.append("情况危急！能通话请立即拨打110，不便通话请发短信到12110。")
     messages.append(where + (f"（{why}）" if why and len(where + why) <= 56 else ""))
     return messages
+
+
+def _explain_en(decision: Decision) -> list[str]:
+    kind = decision.category.replace("_", " ")
+    where = {
+        "police": f"This is a police (110) matter: {kind}.",
+        CIVIC: f"This is for the 12345 city hotline: {kind}.",
+        MEDIATION: f"This is for a people's mediator: {kind} dispute.",
+    }[decision.route]
+    if decision.call_110_now:
+        return ["This sounds dangerous! Call 110 now if you can talk; if not, text 12110.", where]
+    return [where]
 
 
 class ActionTriageReport(Action):
@@ -52,7 +66,7 @@ class ActionTriageReport(Action):
         bare_request = (latest.get("intent") or {}).get("name") == "report_incident"
         if bare_request and decision.category == "other" and not decision.call_110_now:
             return fresh
-        for message in explain(decision):
+        for message in explain(decision, language_of(text) or "zh"):
             dispatcher.utter_message(text=message)
         return [*fresh, *described(text, decision, latest.get("entities") or [])]
 
@@ -61,7 +75,8 @@ class ActionUnclearMessage(Action):
     """What the model could not place, or a stray answer: still read for danger.
 
     An emergency must never be lost to a re-prompt: danger or violence starts the report
-    (the form follows); anything else gets the polite "please rephrase" with buttons.
+    (the form follows), as does a described English message; anything else gets the polite
+    "please rephrase" with buttons.
     """
 
     def name(self) -> str:
@@ -74,8 +89,11 @@ class ActionUnclearMessage(Action):
         text = clean(latest.get("text") or "")
         if not text.startswith("/"):
             decision = triage(text, reading=ModelReading.from_parse(latest))
-            if decision.call_110_now or decision.aggression:
-                for message in explain(decision):
+            # The model knows little English: a described English message is taken as a
+            # report (police when the model is unsure) rather than bounced in Chinese.
+            english = language_of(text, min_words=4) == "en"
+            if decision.call_110_now or decision.aggression or english:
+                for message in explain(decision, language_of(text) or "zh"):
                     dispatcher.utter_message(text=message)
                 entities = latest.get("entities") or []
                 return [*reset_report(), *described(text, decision, entities), FollowupAction(FORM)]

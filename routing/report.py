@@ -121,6 +121,42 @@ _CN_COUNT = {
 }
 
 
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+HINTS = {
+    "no_text": (
+        "没看到文字内容，请用文字回答，或点下面的按钮。",
+        "I could not read that. Please answer in words or tap a button.",
+    ),
+    "yes_no": ("请点下面的按钮，或回答“是”或“否”。", "Please tap a button, or answer yes or no."),
+    "location": (
+        "请说说附近的路名、门牌、小区、店名、地标或地铁站。",
+        "Please name a nearby street, building, shop, landmark or metro station.",
+    ),
+    "description": (
+        "请简单说说发生了什么，几个字也可以。",
+        "Please say briefly what happened, a few words are enough.",
+    ),
+}
+
+
+def language_of(text: str, *, min_words: int = 1) -> str | None:
+    """English ("en") for foreign residents, Chinese ("zh"), or None for neither (digits,
+    emoji): then keep the language already in use. Mid-report answers ask for more English
+    words, so a place name such as "IFC mall" does not switch a Chinese speaker to English.
+    """
+    if _HAN.search(text or ""):
+        return "zh"
+    words = _LATIN_WORD.findall(text or "")
+    return "en" if len(words) >= min_words and sum(map(len, words)) >= 4 else None
+
+
+def hint(key: str, language: str = "zh") -> str:
+    zh, en = HINTS[key]
+    return en if language == "en" else zh
+
+
 def clean(text: str) -> str:
     return _TRIM.sub("", text or "").strip()
 
@@ -181,6 +217,8 @@ def read_answer(
     button: str | None = None,
     location: Mapping[str, Any] | None = None,
     failures: int = 0,
+    language: str = "zh",
+    now: datetime | None = None,
 ) -> Reading:
     """Read the citizen's answer to the question about `field`.
 
@@ -192,25 +230,24 @@ def read_answer(
     text = clean(text)
     if button in (YES, NO, UNKNOWN):
         return _closed(field, button, text)
+    if field == "time" and button == "now":
+        moment = (now or datetime.now(SHANGHAI)).astimezone(SHANGHAI)
+        return Reading(_given("刚才", iso=moment.isoformat(timespec="seconds")))
     if button:
         text = clean(button)
     if field == "location" and location:
         return Reading(_location_from_share(location))
     if not is_meaningful(text):
-        return Reading(hint="没看到文字内容，请用文字回答，或点下面的按钮。")
+        return Reading(hint=hint("no_text", language))
     said = yes_no(text)
     if said == UNKNOWN and len(text) <= 12:
         if field in ("location", "description") and failures == 0:
-            hint = {
-                "location": "请说说附近的路名、门牌、小区、店名、地标或地铁站。",
-                "description": "请简单说说发生了什么，几个字也可以。",
-            }[field]
-            return Reading(hint=hint)
+            return Reading(hint=hint(field, language))
         return Reading({"answer": UNKNOWN, "text": text})
     if field in YES_NO_FIELDS:
         if said in (YES, NO):
             return _closed(field, said, text)
-        return Reading(hint="请点下面的按钮，或回答“是”或“否”。")
+        return Reading(hint=hint("yes_no", language))
     if field == "injured":
         return Reading(_injured(text, entities, said))
     if field == "weapons":
@@ -491,6 +528,14 @@ def display_time(iso: str | None) -> str | None:
     return f"{moment.month}月{moment.day}日 {moment:%H:%M}"
 
 
+_YES_NO_TEXT_EN = {
+    "ongoing": {YES: "still happening", NO: "over"},
+    "reporter_safe": {YES: "safe", NO: "not safe"},
+    "callback": {YES: "may phone", NO: "text only"},
+    "contact_consent": {YES: "agreed", NO: "not agreed"},
+    "aggression": {YES: "violence or threats", NO: "none"},
+}
+_WORDS_EN = {"未填": "not given", "不清楚": "not sure", "没有": "none", "有": "yes"}
 _YES_NO_TEXT = {
     "ongoing": {YES: "还在发生", NO: "已结束"},
     "reporter_safe": {YES: "安全", NO: "不安全"},
@@ -500,8 +545,23 @@ _YES_NO_TEXT = {
 }
 
 
-def display_answer(field: str, answer: Mapping[str, Any] | None) -> str:
+def display_answer(field: str, answer: Mapping[str, Any] | None, language: str = "zh") -> str:
     """One fact as a call-taker or the citizen reads it on the summary card."""
+    if language == "en":
+        kind = (answer or {}).get("answer")
+        if field in _YES_NO_TEXT_EN and kind in (YES, NO):
+            return _YES_NO_TEXT_EN[field][kind]
+        if field == "injured" and kind in (YES, NO):
+            count = (answer or {}).get("count")
+            return "nobody hurt" if kind == NO else f"{count} hurt" if count else "someone hurt"
+        if field == "time" and (answer or {}).get("iso"):
+            try:
+                moment = datetime.fromisoformat(str(answer["iso"])).astimezone(SHANGHAI)
+                return f"{moment:%d %b %H:%M}"
+            except ValueError:
+                pass
+        shown = display_answer(field, answer)
+        return _WORDS_EN.get(shown, shown)
     if not answer:
         return "未填"
     kind = answer.get("answer")
@@ -535,8 +595,13 @@ def summary_lines(
     category: str,
     emergency: bool = False,
     policy: ReportPolicy | None = None,
+    language: str = "zh",
 ) -> list[str]:
     """The confirmation card, one fact a line, in the order they were asked."""
     policy = policy or default_report_policy()
     fields = ["description", *policy.questions(route, category, emergency)]
-    return [f"{policy.label(f)}：{display_answer(f, answers.get(f))}" for f in fields]
+    colon = ": " if language == "en" else "："
+    return [
+        f"{policy.label(f, language)}{colon}{display_answer(f, answers.get(f), language)}"
+        for f in fields
+    ]

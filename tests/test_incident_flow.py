@@ -257,3 +257,29 @@ async def test_what_the_description_says_is_not_asked_again(citizen: Citizen) ->
     reply = await citizen.say("我的电动车昨晚在徐汇区漕溪北路88号楼下被人偷了")
     assert "地点" not in reply and "什么时候" not in reply
     assert "对方" in reply  # the theft questions go on with suspects
+
+
+async def test_a_foreign_resident_is_answered_in_english(live_server, citizen: Citizen) -> None:  # noqa: ANN001
+    reply = await citizen.say("Help! A man with a knife is attacking people in the street")
+    assert reply.startswith("This sounds dangerous") and "110" in reply
+    assert "report is recorded" in reply
+    assert "Where" in citizen.last[-1]["text"] and citizen.buttons() == ["Not sure"]
+    reply = await citizen.say("Exit 2 of People's Square metro station")
+    assert "Are you safe" in reply and citizen.buttons() == ["Safe", "Not safe"]
+    reply = await citizen.answer("no")
+    assert "safe place" in reply
+    [incident] = incidents_of(live_server, citizen.sender)
+    assert incident.emergency and incident.route == "police"
+
+
+async def test_english_prompts_and_card_through_a_theft_report(citizen: Citizen) -> None:
+    reply = await citizen.say("Someone stole my bike outside my building last night")
+    assert "police (110) matter" in reply
+    reply = await citizen.say("200 Century Avenue, Pudong")
+    assert "Where is it" not in reply
+    for answer in ("now", "no", "no", "no"):
+        reply = await citizen.answer(answer)
+    assert "Please check your report" in reply and "location: 200 Century Avenue" in reply
+    assert citizen.buttons() == ["Submit", "Change", "Cancel"]
+    reply = await citizen.answer("submit")
+    assert "Report number" in reply

@@ -20,6 +20,7 @@ from routing.report import (
     display_answer,
     escalate,
     find_correction,
+    language_of,
     prefill,
     read_answer,
     summary_lines,
@@ -316,3 +317,31 @@ def test_prefill_keeps_negations() -> None:
 
 def test_prefill_of_plain_text_is_empty() -> None:
     assert prefill("物业不管事", entities("物业不管事")) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "min_words", "expected"),
+    [
+        ("Help! A man with a knife", 1, "en"),
+        ("有人打架 help", 1, "zh"),
+        ("IFC mall", 3, None),
+        ("It happened at IFC mall", 3, "en"),
+        ("110", 1, None),
+        ("😭", 1, None),
+    ],
+)
+def test_language_of(text: str, min_words: int, expected: str | None) -> None:
+    assert language_of(text, min_words=min_words) == expected
+
+
+def test_english_card_and_hints() -> None:
+    answers = {"description": {"answer": "given", "text": "lift broken"}}
+    lines = summary_lines(answers, "12345", "property", language="en")
+    assert lines[0] == "what happened: lift broken"
+    assert "location: not given" in lines
+    assert read_answer("reporter_safe", "maybe later", language="en").hint.startswith("Please tap")
+
+
+def test_just_now_button_is_the_current_time_in_shanghai() -> None:
+    value = read_answer("time", "", button="now", now=NOW).value
+    assert value == {"answer": "given", "text": "刚才", "iso": "2026-11-23T20:00:00+08:00"}
