@@ -1,0 +1,161 @@
+"""Putting the handoff together from the environment: which adapter per target, the relay,
+and (in development) the local stand-in receivers.
+
+Environment (all optional):
+
+| variable | meaning | default |
+|---|---|---|
+| CAD_URL, CAD_TOKEN | 110 CAD intake URL and bearer token | local stand-in in dev/test; none in prod |
+| WORKORDER_URL, WORKORDER_TOKEN | 12345 work-order intake URL and token | as above |
+| HANDOFF_TIMEOUT_S | HTTP timeout per delivery | 10 |
+| OUTBOX_MAX_ATTEMPTS | tries before a row is dead-lettered | 8 |
+| OUTBOX_POLL_S | seconds between relay rounds when idle | 1 |
+| ALARMBOT_PUBLIC_URL | base of the console link sent to the CAD | http://127.0.0.1:8080 |
+
+In prod a target without a URL gets no adapter: its rows stay pending (visible in `alarmbot
+outbox list` and the metrics) and go out once the URL is configured, rather than being
+marked delivered to nobody. Mediation (and SMS) adapters are supplied by the caller
+(`extra_adapters`) until their own issue wires them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from routing.handoff.adapters import HandoffAdapter, HttpCadAdapter, HttpWorkOrderAdapter
+from routing.handoff.local_receivers import (
+    LOCAL_CAD,
+    LOCAL_WORKORDER,
+    LocalReceiver,
+    running_local_receiver,
+)
+from routing.handoff.messages import ContactLookup
+from routing.handoff.relay import AttemptCallback, DeadCallback, OutboxRelay, close_adapters
+from store.crypto import PiiCipher
+from store.db import Database
+from store.incidents import IncidentBook
+from store.models import utcnow
+from store.outbox import CAD110, WORKORDER_12345, Outbox
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+_HTTP_TARGETS = {CAD110: "CAD", WORKORDER_12345: "WORKORDER"}  # target → env prefix
+_LOCAL_NAMES = {CAD110: LOCAL_CAD, WORKORDER_12345: LOCAL_WORKORDER}
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(env.get(name) or default)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {env.get(name)!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be positive")
+    return value
+
+
+def missing_urls(env: Mapping[str, str]) -> list[str]:
+    """Targets whose URL is not configured (they need a local stand-in in development)."""
+    return [target for target, prefix in _HTTP_TARGETS.items() if not env.get(f"{prefix}_URL")]
+
+
+def build_relay(
+    db: Database,
+    cipher: PiiCipher,
+    env: Mapping[str, str],
+    *,
+    local_urls: Mapping[str, str] | None = None,
+    extra_adapters: Mapping[str, HandoffAdapter] | None = None,
+    incidents: IncidentBook | None = None,
+    contacts: ContactLookup | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    on_attempt: AttemptCallback | None = None,
+    on_dead: DeadCallback | None = None,
+    worker_id: str | None = None,
+) -> OutboxRelay:
+    """The relay for this worker: HTTP adapters for CAD_URL / WORKORDER_URL, else for the
+    URLs in `local_urls` (local stand-ins), plus `extra_adapters` (mediation, later SMS)."""
+    timeout_s = _number(env, "HANDOFF_TIMEOUT_S", 10.0)
+    adapters: dict[str, HandoffAdapter] = {}
+    for target, prefix in _HTTP_TARGETS.items():
+        url = env.get(f"{prefix}_URL") or (local_urls or {}).get(target)
+        if not url:
+            logger.warning(
+                "%s_URL not set: %s handoffs wait in the outbox until it is", prefix, target
+            )
+            continue
+        token = env.get(f"{prefix}_TOKEN", "")
+        if target == CAD110:
+            adapters[target] = HttpCadAdapter(url, token, timeout_s)
+        else:
+            adapters[target] = HttpWorkOrderAdapter(url, token, timeout_s)
+    adapters.update(extra_adapters or {})
+    return OutboxRelay(
+        Outbox(db, cipher, now=clock),
+        adapters,
+        incidents=incidents or IncidentBook(db, cipher, now=clock),
+        console_base_url=env.get("ALARMBOT_PUBLIC_URL") or DEFAULT_PUBLIC_URL,
+        contacts=contacts,
+        worker_id=worker_id,
+        lease_s=max(60.0, 4 * timeout_s),
+        deliver_timeout_s=2 * timeout_s,
+        max_attempts=int(_number(env, "OUTBOX_MAX_ATTEMPTS", 8)),
+        clock=clock,
+        on_attempt=on_attempt,
+        on_dead=on_dead,
+        interval_s=_number(env, "OUTBOX_POLL_S", 1.0),
+    )
+
+
+@dataclass
+class Handoff:
+    """What `running_handoff` keeps alive: the relay, its outbox, and local stand-ins."""
+
+    relay: OutboxRelay
+    local_receivers: dict[str, LocalReceiver] = field(default_factory=dict)
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.relay.outbox
+
+
+@asynccontextmanager
+async def running_handoff(
+    db: Database,
+    cipher: PiiCipher,
+    env: Mapping[str, str],
+    var_dir: Path,
+    **relay_options: object,
+) -> AsyncIterator[Handoff]:
+    """Run the handoff for an app's lifetime (an aiohttp cleanup_ctx body).
+
+    Outside prod, targets without a URL get a LOCAL stand-in receiver on 127.0.0.1 that
+    records to `var_dir/local-receivers/`. The relay runs as a background task until the
+    block ends; then it finishes its round, HTTP sessions close and stand-ins stop.
+    `relay_options` go to `build_relay` (contacts, on_attempt, on_dead, extra_adapters…).
+    """
+    async with AsyncExitStack() as stack:
+        local_urls: dict[str, str] = {}
+        receivers: dict[str, LocalReceiver] = {}
+        if env.get("ALARMBOT_ENV", "dev") != "prod":
+            for target in missing_urls(env):
+                running = await stack.enter_async_context(
+                    running_local_receiver(_LOCAL_NAMES[target], var_dir / "local-receivers")
+                )
+                local_urls[target] = running.url
+                receivers[target] = running.receiver
+        relay = build_relay(db, cipher, env, local_urls=local_urls, **relay_options)  # type: ignore[arg-type]
+        stack.push_async_callback(close_adapters, relay.adapters)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run_forever(stop), name="outbox-relay")
+        try:
+            yield Handoff(relay, receivers)
+        finally:
+            stop.set()
+            await task
