@@ -635,11 +635,8 @@ class IncidentBook:
             _check_choice("status", status, STATUS_LABELS)
         async with self._db.session() as session:
             now = self._now()
-            first = await outbox.mark_sent_in(
-                session, outbox_id, external_ref=external_ref, now=now, attempt=attempt
-            )
-            if not first:
-                return False
+            # Incident first, then its outbox row: the order `update`/`cancel` lock them in,
+            # so the two never wait on each other (PostgreSQL would abort one of them).
             incident_id = select(models.OutboxMessage.incident_id).where(
                 models.OutboxMessage.id == outbox_id
             )
@@ -647,6 +644,11 @@ class IncidentBook:
                 models.Incident.id == incident_id.scalar_subquery()
             )
             row = (await session.execute(query.with_for_update())).scalar_one()
+            first = await outbox.mark_sent_in(
+                session, outbox_id, external_ref=external_ref, now=now, attempt=attempt
+            )
+            if not first:
+                return False
             if status is not None and row.status == RECEIVED and status != RECEIVED:
                 row.status = status
                 row.updated_at = now

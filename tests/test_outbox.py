@@ -387,3 +387,26 @@ async def test_two_workers_on_two_engines_never_claim_the_same_row(
         await second.dispose()
     claims = Counter(item_id for taken in results for item_id in taken)
     assert len(claims) == 40 and set(claims.values()) == {1}
+
+
+def test_migration_0003_goes_down_to_0002_and_up_again(database_url: str) -> None:
+    from sqlalchemy import inspect
+
+    from store import migrate
+
+    def tables() -> set[str]:
+        async def read() -> set[str]:
+            database = Database(database_url)
+            try:
+                async with database.engine.connect() as conn:
+                    return await conn.run_sync(lambda s: set(inspect(s).get_table_names()))
+            finally:
+                await database.dispose()
+
+        return asyncio.run(read())
+
+    assert {"outbox", "outbox_attempts"} <= tables()
+    migrate.downgrade(database_url, "0002_incidents")
+    assert not {"outbox", "outbox_attempts"} & tables() and "incidents" in tables()
+    migrate.upgrade(database_url)
+    assert {"outbox", "outbox_attempts"} <= tables()

@@ -36,7 +36,14 @@ from routing.handoff.local_receivers import (
     running_local_receiver,
 )
 from routing.handoff.messages import ContactLookup
-from routing.handoff.relay import AttemptCallback, DeadCallback, OutboxRelay, close_adapters
+from routing.handoff.relay import (
+    HANDOFF_EFFECTS,
+    AttemptCallback,
+    DeadCallback,
+    Effect,
+    OutboxRelay,
+    close_adapters,
+)
 from store.crypto import PiiCipher
 from store.db import Database
 from store.incidents import IncidentBook
@@ -78,6 +85,7 @@ def build_relay(
     on_attempt: AttemptCallback | None = None,
     on_dead: DeadCallback | None = None,
     worker_id: str | None = None,
+    effects: Mapping[tuple[str, str], Effect] | None = None,
 ) -> OutboxRelay:
     """The relay for this worker: HTTP adapters for CAD_URL / WORKORDER_URL, else for the
     URLs in `local_urls` (local stand-ins), plus `extra_adapters` (mediation, later SMS)."""
@@ -110,6 +118,7 @@ def build_relay(
         on_attempt=on_attempt,
         on_dead=on_dead,
         interval_s=_number(env, "OUTBOX_POLL_S", 1.0),
+        effects=HANDOFF_EFFECTS if effects is None else effects,
     )
 
 
