@@ -356,6 +356,11 @@ class Outbox:
             "claimed_until": now + timedelta(seconds=lease_s),
             "attempts": row.attempts + 1,
         }
+        if self._db.is_sqlite:
+            # Idle relays poll every second: look before taking the one write lock.
+            async with self._db.reader() as session:
+                if (await session.execute(due.limit(1))).first() is None:
+                    return []
         async with self._db.session() as session:
             if self._db.is_sqlite:
                 await session.execute(
