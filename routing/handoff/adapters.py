@@ -277,24 +277,27 @@ class HttpCadAdapter(HttpJsonAdapter):
     EIDO, the JSON incident object US emergency centres exchange. EIDO names are kept where
     an element fits; what EIDO has no element for gets a plain English name:
 
-    | EIDO-like field | from |
-    |---|---|
-    | eidoMessageIdentifier / eidoMessageKind | outbox idempotency key / create·update·cancel |
-    | incidentComponent.incidentTrackingIdentifier | our incident number (报警编号) |
-    | incidentTypeCommonRegistryText / incidentTypeText | triage category / its Chinese label |
-    | incidentUrgencyText | immediate · urgent · normal · low |
-    | incidentStatusText | Received, or Cancelled when the citizen withdrew |
-    | emergencyFastPath, dangerToLifeNow, violenceOrThreats | emergency, call_110_now, aggression |
-    | summaryText, occurredText/TimeStamp, ongoing | the citizen's account, when, still going |
-    | locationComponent[0] | civicAddressText (what they typed or the map label), district, geo: WGS84 latitude/longitude when they shared a location |
-    | personComponent | Caller: masked name and phone, identityVerified, callBackAllowed (false = text only, e.g. cannot speak), safe; Suspect / OtherParty descriptions |
-    | vehicleComponent | plates and description |
-    | weaponsComponent / injuriesComponent | reported yes/no, kinds, count, text |
-    | notesComponent | why triage routed it to 110; facts not given |
-    | linkComponent Transcript | `{console}/console/incidents/{number}`: the full chat, behind the console login |
+    * eidoMessageIdentifier, eidoMessageKind: the outbox idempotency key; create, update
+      or cancel.
+    * incidentComponent: incidentTrackingIdentifier = our incident number (报警编号);
+      incidentTypeCommonRegistryText / incidentTypeText = triage category and its Chinese
+      label; incidentUrgencyText = immediate, urgent, normal or low; incidentStatusText =
+      Received, or Cancelled when the citizen withdrew; emergencyFastPath, dangerToLifeNow,
+      violenceOrThreats = emergency, call_110_now, aggression; summaryText, occurredText /
+      occurredTimeStamp, ongoing = the citizen's account, when, whether it is still going on.
+    * locationComponent[0]: civicAddressText (what they typed, or the map label), district,
+      and geo (WGS84 latitude/longitude) when they shared a location.
+    * personComponent: the Caller with masked name and phone, identityVerified,
+      callBackAllowed (false = text only, e.g. cannot speak) and safe; Suspect and
+      OtherParty descriptions.
+    * vehicleComponent: plates and description. weaponsComponent, injuriesComponent:
+      reported yes/no, kinds, count, the citizen's words.
+    * notesComponent: why triage routed it to 110, and the facts not given.
+    * linkComponent Transcript: `{console}/console/incidents/{number}`, the full chat behind
+      the console login.
 
     This is EIDO-*like*, not a conformant EIDO document (no JSON-LD context, no PIDF-LO
-    location): a real CAD will want a mapping layer, and this table is its specification.
+    location): a real CAD will want a mapping layer, and this list is its specification.
     """
 
     receiver = "110 CAD"
@@ -370,7 +373,7 @@ class HttpWorkOrderAdapter(HttpJsonAdapter):
     | 诉求类型, 诉求类型代码 | the triage category's Chinese label and its code |
     | 诉求内容 | the citizen's account (ID numbers masked) |
     | 地址, 所在区 | the location text (with district) and the district |
-    | 联系人, 联系电话 | full name and phone, only when the citizen agreed to be contacted; else null |
+    | 联系人, 联系电话 | full name and phone, only if the citizen agreed to be contacted |
     | 同意联系, 方便联系时间 | the consent answer and when to call |
     | 来源 | 微信110转办 |
     | 转办时间 | when the citizen submitted the report (Asia/Shanghai) |

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import os
 import random
 import socket
@@ -95,7 +96,7 @@ class OutboxRelay:
         console_base_url: str = "http://127.0.0.1:8080",
         contacts: ContactLookup | None = None,
         worker_id: str | None = None,
-        batch_size: int = 16,
+        batch_size: int = 8,
         concurrency: int = 8,
         lease_s: float = 60.0,
         deliver_timeout_s: float = 30.0,
@@ -111,8 +112,9 @@ class OutboxRelay:
     ) -> None:
         if max_attempts < 1 or concurrency < 1 or batch_size < 1:
             raise ValueError("max_attempts, concurrency and batch_size must be at least 1")
-        if lease_s <= deliver_timeout_s:
-            raise ValueError("the lease must outlast a delivery, or two workers send at once")
+        waves = math.ceil(batch_size / concurrency)  # a claimed row may wait for a slot
+        if lease_s <= deliver_timeout_s * waves:
+            raise ValueError("the lease must outlast a batch, or two workers send one row at once")
         self.outbox = outbox
         self.adapters = dict(adapters)
         self.incidents = incidents

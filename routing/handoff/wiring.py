@@ -3,14 +3,13 @@ and (in development) the local stand-in receivers.
 
 Environment (all optional):
 
-| variable | meaning | default |
-|---|---|---|
-| CAD_URL, CAD_TOKEN | 110 CAD intake URL and bearer token | local stand-in in dev/test; none in prod |
-| WORKORDER_URL, WORKORDER_TOKEN | 12345 work-order intake URL and token | as above |
-| HANDOFF_TIMEOUT_S | HTTP timeout per delivery | 10 |
-| OUTBOX_MAX_ATTEMPTS | tries before a row is dead-lettered | 8 |
-| OUTBOX_POLL_S | seconds between relay rounds when idle | 1 |
-| ALARMBOT_PUBLIC_URL | base of the console link sent to the CAD | http://127.0.0.1:8080 |
+* CAD_URL, CAD_TOKEN: the 110 CAD intake URL and its bearer token;
+  WORKORDER_URL, WORKORDER_TOKEN: the same for 12345 work orders. Unset: a LOCAL stand-in
+  receiver in dev and test, nothing in prod.
+* HANDOFF_TIMEOUT_S: HTTP timeout per delivery (10).
+* OUTBOX_MAX_ATTEMPTS: tries before a row is dead-lettered (8).
+* OUTBOX_POLL_S: seconds between relay rounds when idle (1).
+* ALARMBOT_PUBLIC_URL: base of the console link sent to the CAD (http://127.0.0.1:8080).
 
 In prod a target without a URL gets no adapter: its rows stay pending (visible in `alarmbot
 outbox list` and the metrics) and go out once the URL is configured, rather than being
@@ -27,6 +26,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from routing.handoff.adapters import HandoffAdapter, HttpCadAdapter, HttpWorkOrderAdapter
 from routing.handoff.local_receivers import (
@@ -140,7 +140,7 @@ async def running_handoff(
     cipher: PiiCipher,
     env: Mapping[str, str],
     var_dir: Path,
-    **relay_options: object,
+    **relay_options: Any,  # noqa: ANN401 - passed on to build_relay
 ) -> AsyncIterator[Handoff]:
     """Run the handoff for an app's lifetime (an aiohttp cleanup_ctx body).
 
@@ -159,7 +159,7 @@ async def running_handoff(
                 )
                 local_urls[target] = running.url
                 receivers[target] = running.receiver
-        relay = build_relay(db, cipher, env, local_urls=local_urls, **relay_options)  # type: ignore[arg-type]
+        relay = build_relay(db, cipher, env, local_urls=local_urls, **relay_options)
         stack.push_async_callback(close_adapters, relay.adapters)
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run_forever(stop), name="outbox-relay")
