@@ -22,17 +22,16 @@ from actions.turn import reporter
 from routing.report import completeness, default_report_policy, summary_lines
 from routing.triage import CIVIC, MEDIATION, POLICE, default_policy
 
-# Truthful until handoffs land (dispatch, 12345 work orders, mediators): the report is
-# stored and numbered for call-takers, and the citizen is told where else to turn.
+# What happens next, truthfully: 110 and 12345 reports are relayed by the outbox (see
+# routing/handoff); mediation has no adapter yet, so the citizen is told where else to turn.
 NEXT_STEP = {
     POLICE: (
-        "文字报警正在接入110调度，紧急情况请同时拨打110或发短信到12110。",
-        "Text reports are not yet linked to 110 dispatch: in an emergency also call 110 "
-        "or text 12110.",
+        "正在转给110接警员。紧急情况请同时拨打110或发短信到12110。",
+        "It is being passed to 110. In an emergency also call 110 or text 12110.",
     ),
     CIVIC: (
-        "12345转办正在接入中，您也可以拨打12345反映。",
-        "Transfer to 12345 is not yet linked; you can also call 12345.",
+        "正在转12345办理，进度可在“我的报警”查看。",
+        "It is being passed to the 12345 hotline; see My reports for progress.",
     ),
     MEDIATION: (
         "调解转办正在接入中，您也可以拨打12348或到街道人民调解委员会。",

@@ -40,7 +40,10 @@ TRIAGE_SLOTS = (
 # What the report actions say, in Chinese and in English for foreign residents. Static
 # replies live in domain.yml (with `language: en` variations); these carry numbers.
 TEXTS: dict[str, tuple[str, str]] = {
-    "recorded": ("已记下您的报警，编号{number}。", "Your report is recorded, number {number}."),
+    "recorded": (
+        "已记下您的报警，编号{number}，正在转给110接警员。",
+        "Your report is recorded, number {number}, and is being passed to 110.",
+    ),
     "now_police": (
         "您说的情况涉及暴力或威胁，已改按110警情处理。",
         "What you describe involves violence or threats: it is now a police (110) matter.",

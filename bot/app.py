@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -27,6 +28,7 @@ from bot.settings import Settings
 from bot.tracker_store import SealedSQLTrackerStore
 from bot.uploads import Destination, UploadRefused, confirmation, destination, read_upload, refused
 from nlu.text import normalise
+from routing.handoff.wiring import Handoff, running_handoff
 from store.conversations import ConversationLog
 from store.crypto import PiiCipher
 from store.db import Database
@@ -38,6 +40,7 @@ from store.incidents import (
     check_attachment,
 )
 from store.migrate import applied_revision, head_revision
+from store.outbox import Attempt, OutboxItem
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class Runtime:
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 RUNTIME = web.AppKey("runtime", Runtime)
+HANDOFF = web.AppKey("handoff", Handoff)
 
 
 class ApiError(web.HTTPException):
@@ -299,7 +303,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
-    payload = generate_latest(request.app[METRICS].registry)
+    metrics = request.app[METRICS]
+    if HANDOFF in request.app:
+        try:
+            counts = await request.app[HANDOFF].outbox.counts()
+        except Exception:  # database down or not migrated: /healthz says so; still export
+            metrics.errors.labels("outbox_count").inc()
+        else:
+            for status, count in counts.items():
+                metrics.outbox.labels(status).set(count)
+    payload = generate_latest(metrics.registry)
     return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -332,6 +345,26 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[RUNTIME] = Runtime(db=Database(settings.database_url), cipher=PiiCipher(settings.pii_key))
     yield
     await app[RUNTIME].db.dispose()
+
+
+async def _handoff(app: web.Application) -> AsyncIterator[None]:
+    """The outbox relay in every worker: hands incidents to 110 / 12345 (local stand-ins in
+    development) with retries; see routing/handoff/wiring.py for its environment."""
+    settings, runtime, metrics = app[SETTINGS], app[RUNTIME], app[METRICS]
+    env = {**os.environ, "ALARMBOT_ENV": settings.env}
+
+    def attempted(item: OutboxItem, attempt: Attempt) -> None:
+        metrics.handoff_attempts.labels(item.target, str(bool(attempt.ok)).lower()).inc()
+
+    def dead(item: OutboxItem, error: str) -> None:
+        metrics.handoff_dead.labels(item.target).inc()
+        logger.error("handoff to %s gave up after retries: %s", item.target, error)
+
+    async with running_handoff(
+        runtime.db, runtime.cipher, env, settings.var_dir, on_attempt=attempted, on_dead=dead
+    ) as handoff:
+        app[HANDOFF] = handoff
+        yield
 
 
 async def _load_dialogue(app: web.Application) -> None:
@@ -378,6 +411,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_handoff)
     app.cleanup_ctx.append(_dialogue)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

@@ -245,6 +245,43 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """What operators need when a handoff is stuck: what is pending or dead, and why."""
+    from store.crypto import PiiCipher
+    from store.db import Database
+    from store.outbox import Outbox
+
+    settings = _settings(args)
+
+    async def act() -> int:
+        db = Database(settings.database_url)
+        try:
+            outbox = Outbox(db, PiiCipher(settings.pii_key))
+            if args.outbox_command == "retry":
+                if not await outbox.retry(args.id):
+                    print(f"第 {args.id} 条不是失败（dead）状态，未重发。", file=sys.stderr)
+                    return 1
+                print(f"第 {args.id} 条已重新排队，将立即重发。")
+                return 0
+            items = await outbox.list(status=args.status, limit=args.limit)
+            counts = await outbox.counts()
+            print("　".join(f"{status}：{count}" for status, count in counts.items()))
+            for item in items:
+                error = f"　错误：{item.last_error}" if item.last_error else ""
+                print(
+                    f"#{item.id}　报警{item.incident_number}　{item.target}/{item.kind}　"
+                    f"{item.status}　已试{item.attempts}次　下次{item.next_attempt_at:%m-%d %H:%M}"
+                    f"{error}"
+                )
+            if not items:
+                print("没有符合条件的记录。")
+            return 0
+        finally:
+            await db.dispose()
+
+    return asyncio.run(act())
+
+
 def cmd_keygen(_args: argparse.Namespace) -> int:
     from store.crypto import KEY_ENV, encode_key
 
@@ -305,6 +342,18 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("revision", nargs="?", default="-1")
     db_sub.add_parser("current", help="显示数据库当前版本")
     db.set_defaults(func=cmd_db)
+
+    outbox = sub.add_parser("outbox", help="查看或重发转办（110、12345、调解）队列")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION")
+    outbox_sub.required = True
+    listing = outbox_sub.add_parser("list", help="列出转办记录（最新在前）")
+    listing.add_argument(
+        "--status", choices=["pending", "sending", "sent", "dead"], help="只看某种状态"
+    )
+    listing.add_argument("--limit", type=int, default=50, help="最多显示几条（默认50）")
+    retry = outbox_sub.add_parser("retry", help="把一条失败（dead）的转办重新排队")
+    retry.add_argument("id", type=int, help="记录编号（outbox list 里的 #）")
+    outbox.set_defaults(func=cmd_outbox)
 
     keygen = sub.add_parser("keygen", help="生成个人信息加密密钥（ALARMBOT_PII_KEY）")
     keygen.set_defaults(func=cmd_keygen)

@@ -118,6 +118,24 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.handoff_attempts = Counter(
+            "alarmbot_handoff_attempts",
+            "Deliveries tried to 110 / 12345 / mediation, by target and outcome",
+            ["target", "ok"],
+            registry=self.registry,
+        )
+        self.handoff_dead = Counter(
+            "alarmbot_handoff_dead_letters",
+            "Handoffs given up after the retry limit (an operator must act)",
+            ["target"],
+            registry=self.registry,
+        )
+        self.outbox = Gauge(
+            "alarmbot_outbox_rows",
+            "Outbox rows by status (pending, sending, sent, dead)",
+            ["status"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "alarmbot_ready", "1 once the model is loaded and serving", registry=self.registry
         )

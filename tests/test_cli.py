@@ -116,3 +116,47 @@ def test_triage_jsonl_reports_a_broken_line_and_goes_on(
 def test_keyword_baseline_needs_no_model(env: dict[str, str]) -> None:
     result = run(["triage", "--keywords-only", "小区有群租房"], env)
     assert result.returncode == 0 and "线索举报" in result.stdout
+
+
+def test_outbox_list_and_retry_a_dead_handoff(env: dict[str, str]) -> None:
+    import asyncio
+
+    from store.crypto import PiiCipher, decode_key
+    from store.db import Database
+    from store.incidents import IncidentBook
+    from store.outbox import Outbox
+
+    assert run(["db", "upgrade"], env).returncode == 0
+
+    async def give_up_on_one() -> tuple[str, int]:
+        db = Database(env["DATABASE_URL"])
+        cipher = PiiCipher(decode_key(env["ALARMBOT_PII_KEY"]))
+        record = await IncidentBook(db, cipher).open_draft(
+            "web",
+            "cli-outbox",
+            route="police",
+            category="assault",
+            urgency="immediate",
+            call_110_now=True,
+            aggression=True,
+            emergency=True,
+            verified=False,
+            details={},
+            missing=["location"],
+            completeness=0.2,
+            status="received",
+        )
+        outbox = Outbox(db, cipher)
+        [claimed] = await outbox.claim_due("cli-test", limit=1)
+        await outbox.mark_dead(claimed, "CAD answered 400 three times")
+        await db.dispose()
+        return record.number, claimed.id
+
+    number, item_id = asyncio.run(give_up_on_one())
+    listed = run(["outbox", "list", "--status", "dead"], env)
+    assert listed.returncode == 0, listed.stderr
+    assert number in listed.stdout and "dead：1" in listed.stdout and "400" in listed.stdout
+    assert run(["outbox", "retry", str(item_id)], env).returncode == 0
+    again = run(["outbox", "retry", str(item_id)], env)
+    assert again.returncode == 1 and "不是失败" in again.stderr
+    assert "pending：1" in run(["outbox", "list"], env).stdout

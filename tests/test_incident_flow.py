@@ -283,3 +283,75 @@ async def test_english_prompts_and_card_through_a_theft_report(citizen: Citizen)
     assert citizen.buttons() == ["Submit", "Change", "Cancel"]
     reply = await citizen.answer("submit")
     assert "Report number" in reply
+
+
+async def test_several_open_reports_per_citizen(live_server, citizen: Citizen) -> None:  # noqa: ANN001
+    for text, place in (
+        ("物业乱收停车费", "普陀区真北路100号"),
+        ("楼下饭店油烟太大，窗户都不敢开", "普陀区真北路120号"),
+    ):
+        await citizen.say(text)
+        await citizen.say(place)
+        await citizen.answer("yes")
+        assert "编号" in await citizen.answer("submit")
+    reply = await citizen.say("我的报警")
+    numbers = [i.number for i in incidents_of(live_server, citizen.sender)]
+    assert len(numbers) == 2 and all(n in reply for n in numbers)
+    assert reply.count("已受理") == 2
+
+
+async def test_traditional_chinese_answers_are_kept_in_simplified(
+    live_server, citizen: Citizen
+) -> None:  # noqa: ANN001
+    await citizen.say("我的電動車在樓下被人偷了")
+    await citizen.say("黃浦區南京東路100號")
+    [incident] = incidents_of(live_server, citizen.sender)
+    assert incident.details["answers"]["location"]["text"] == "黄浦区南京东路100号"
+    assert incident.category == "theft"
+
+
+async def _eventually(check, timeout_s: float = 30.0):  # noqa: ANN001, ANN202
+    """Poll until the background relay has done its part (no assertion on how long)."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = check()
+        if result or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(0.2)
+
+
+async def test_an_emergency_reaches_the_local_cad_and_a_civic_report_the_12345_stand_in(
+    live_server, live_server_url: str
+) -> None:  # noqa: ANN001
+    from bot.app import HANDOFF
+    from store.outbox import CAD110, WORKORDER_12345
+
+    receivers = live_server.app[HANDOFF].local_receivers
+    danger = Citizen(live_server_url)
+    await danger.say("救命，有人拿刀在楼道里砍人")
+    [emergency] = incidents_of(live_server, danger.sender)
+    cad = receivers[CAD110]
+
+    def cad_has_it() -> bool:
+        return any(key.startswith(emergency.number) for key in cad.messages)
+
+    assert await _eventually(cad_has_it), "the emergency was pushed to the CAD stand-in"
+    body = next(v for k, v in cad.messages.items() if k.startswith(emergency.number))
+    assert emergency.number in json.dumps(body, ensure_ascii=False)
+
+    civic = Citizen(live_server_url)
+    await civic.say("小区物业一直不修电梯")
+    await civic.say("杨浦区国定路100号")
+    await civic.answer("yes")
+    await civic.answer("submit")
+
+    def transferred() -> bool:
+        return incidents_of(live_server, civic.sender)[0].status == "transferred_12345"
+
+    assert await _eventually(transferred)
+    [incident] = incidents_of(live_server, civic.sender)
+    assert any(k.startswith(incident.number) for k in receivers[WORKORDER_12345].messages)
+    reply = await civic.say("我的报警")
+    assert "已转12345" in reply
