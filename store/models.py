@@ -53,7 +53,9 @@ class Citizen(Base):
     id_number_hash = Column(String(64), index=True)
     phone_sealed = Column(LargeBinary)
     phone_hash = Column(String(64), index=True)
+    id_kind = Column(String(24))
     registered_at = Column(DateTime(timezone=True))
+    erased_at = Column(DateTime(timezone=True))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -250,3 +252,38 @@ class OutboxAttempt(Base):
     status_code = Column(Integer)
     error = Column(String(300))
     duration_ms = Column(Integer, nullable=False, default=0)
+
+
+class RegistrationDraft(Base):
+    """What a citizen has given so far while registering: each value checked before it is
+    kept, sealed; the Rasa slots only ever hold masked forms. Gone once registered."""
+
+    __tablename__ = "registration_drafts"
+    __table_args__ = (
+        UniqueConstraint("channel", "sender_id", name="uq_registration_drafts_channel_sender"),
+    )
+
+    id = Column(BigId, primary_key=True)
+    channel = Column(String(16), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    name_sealed = Column(LargeBinary)
+    id_kind = Column(String(24))
+    id_number_sealed = Column(LargeBinary)
+    id_number_hash = Column(String(64))
+    phone_sealed = Column(LargeBinary)
+    phone_hash = Column(String(64))
+    otp_sealed = Column(LargeBinary)  # the one-time-code challenge (a MAC of the code, never it)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class OtpSend(Base):
+    """One SMS code sent, by keyed hash of the phone or of the sender: the rate limits hold
+    across WeChat accounts and workers."""
+
+    __tablename__ = "otp_sends"
+    __table_args__ = (Index("ix_otp_sends_key_sent", "key", "sent_at"),)
+
+    id = Column(BigId, primary_key=True)
+    key = Column(String(80), nullable=False)
+    sent_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
