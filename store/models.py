@@ -287,3 +287,18 @@ class OtpSend(Base):
     id = Column(BigId, primary_key=True)
     key = Column(String(80), nullable=False)
     sent_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class WeChatKey(Base):
+    """Short-lived shared state of the WeChat channel across workers: push dedup keys
+    (a retry is processed once), the access token and its refresh lease.
+
+    Rows past `expires_at` count as absent; they are purged as new keys arrive.
+    """
+
+    __tablename__ = "wechat_keys"
+    __table_args__ = (Index("ix_wechat_keys_expires_at", "expires_at"),)
+
+    key = Column(String(200), primary_key=True)
+    value = Column(String(2000))
+    expires_at = Column(DateTime(timezone=True), nullable=False)
