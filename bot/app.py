@@ -21,6 +21,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from actions.registry import build_executor
 from actions.services import ActionServices
+from bot.channels import wechat
 from bot.dialogue import Dialogue, InProcessActions, load_agent
 from bot.model import find_model
 from bot.observability import Metrics, request_id_var
@@ -203,14 +204,26 @@ async def chat(request: web.Request) -> web.Response:
     else:
         raise ApiError(400, "invalid_text", "text 必须是字符串。")
 
-    metrics = request.app[METRICS]
-    metrics.messages.labels("web").inc()
-    with metrics.dialogue_latency.labels("web").time():
-        messages = await dialogue.respond(
-            "web", sender, message, is_payload=is_payload, request_id=request_id_var.get()
-        )
-    messages = messages or [{"text": "消息已收到。" + CALL_110}]
+    messages = await converse(request.app, dialogue, "web", sender, message, is_payload)
     return json_response({"messages": messages})
+
+
+async def converse(
+    app: web.Application,
+    dialogue: Dialogue,
+    channel: str,
+    sender: str,
+    message: str,
+    is_payload: bool,
+) -> list[dict[str, Any]]:
+    """One dialogue turn, counted and timed per channel: every channel's messages go here."""
+    metrics = app[METRICS]
+    metrics.messages.labels(channel).inc()
+    with metrics.dialogue_latency.labels(channel).time():
+        messages = await dialogue.respond(
+            channel, sender, message, is_payload=is_payload, request_id=request_id_var.get()
+        )
+    return messages or [{"text": "消息已收到。" + CALL_110}]
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -239,40 +252,54 @@ async def _keep_upload(request: web.Request) -> dict[str, Any]:
             raise refused(exc.reason, received.kind) from exc
     except UploadRefused as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc
-    runtime = request.app[RUNTIME]
-    book = IncidentBook(runtime.db, runtime.cipher)
-    where = await destination(dialogue.agent.tracker_store, book, "web", sender)
-    kept = functools.partial(
-        book.add_attachment, "web", sender, kind=received.kind, mime=mime, data=received.data
+    text, attachment_id = await keep_attachment(
+        request.app, dialogue, "web", sender, received.kind, mime, received.data
     )
+    return {
+        "messages": [{"text": text}],
+        "attachment": {"id": attachment_id, "kind": received.kind, "size": len(received.data)},
+    }
+
+
+async def keep_attachment(
+    app: web.Application,
+    dialogue: Dialogue,
+    channel: str,
+    sender: str,
+    kind: str,
+    mime: str,
+    data: bytes,
+) -> tuple[str, int]:
+    """Keep a checked file with the sender's report; (what the citizen reads, attachment id)."""
+    runtime = app[RUNTIME]
+    book = IncidentBook(runtime.db, runtime.cipher)
+    where = await destination(dialogue.agent.tracker_store, book, channel, sender)
+    kept = functools.partial(book.add_attachment, channel, sender, kind=kind, mime=mime, data=data)
     try:
         attachment_id = await kept(incident_number=where.number)
     except (IncidentNotFound, IncidentClosed):
         # Closed or withdrawn meanwhile: keep the file for the citizen's next report.
         where = Destination(None, where.reporting)
         attachment_id = await kept(incident_number=None)
-    size = len(received.data)
-    text = confirmation(received.kind, where)
+    size = len(data)
+    text = confirmation(kind, where)
     # The call-taker's transcript shows that a file came and what became of it; never its
     # bytes, nor its name (a file name can carry a person's name).
-    meta = {"kind": received.kind, "mime": mime, "size": size, "id": attachment_id}
+    meta = {"kind": kind, "mime": mime, "size": size, "id": attachment_id}
     await dialogue.transcript.append(
-        "web",
+        channel,
         sender,
         [("in", {"attachment": meta}, None), ("out", {"text": text}, None)],
         request_id_var.get(),
     )
     logger.info(
         "kept %s attachment %d (%d bytes, %s)",
-        received.kind,
+        kind,
         attachment_id,
         size,
         "linked" if where.number else "loose",
     )
-    return {
-        "messages": [{"text": text}],
-        "attachment": {"id": attachment_id, "kind": received.kind, "size": size},
-    }
+    return text, attachment_id
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -404,6 +431,31 @@ async def _dialogue(app: web.Application) -> AsyncIterator[None]:
         # The loading thread itself cannot be interrupted; let it finish in the background.
 
 
+def _install_wechat(app: web.Application, config: wechat.WeChatConfig) -> None:
+    """/wechat: WeChat pushes take the same dialogue path as /api/chat."""
+
+    def ready() -> Dialogue:
+        dialogue = app[RUNTIME].dialogue
+        if dialogue is None:
+            raise wechat.DialogueStarting
+        return dialogue
+
+    async def respond(openid: str, message: str, is_payload: bool) -> list[dict[str, Any]]:
+        return await converse(app, ready(), "wechat", openid, message, is_payload)
+
+    async def keep_media(openid: str, kind: str, data: bytes, mime: str) -> str:
+        try:
+            checked = check_attachment(kind, mime, data)
+        except AttachmentRejected:
+            return "这个文件无法保存，请重发照片或用文字描述。" + CALL_110
+        text, _ = await keep_attachment(app, ready(), "wechat", openid, kind, checked, data)
+        return text
+
+    wechat.install(
+        app, config, database=lambda: app[RUNTIME].db, respond=respond, keep_media=keep_media
+    )
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[request_context, security_headers], client_max_size=256 * 1024
@@ -419,4 +471,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/chat", chat)
     app.router.add_post("/api/upload", upload)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    if settings.wechat is not None:
+        _install_wechat(app, settings.wechat)
     return app

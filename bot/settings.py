@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.channels.wechat.config import WeChatConfig, WeChatConfigError
 from store.crypto import resolve_pii_key
 from store.db import default_sqlite_url
 
@@ -43,6 +44,7 @@ class Settings:
     log_format: str = "text"
     max_text_chars: int = 2000
     pii_key: bytes = field(default=b"", repr=False)
+    wechat: WeChatConfig | None = None  # the /wechat channel, when WECHAT_TOKEN is set
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -69,6 +71,10 @@ class Settings:
             "log_format": log_format,
             "max_text_chars": _int(env, "ALARMBOT_MAX_TEXT_CHARS", 2000),
         }
+        try:
+            values["wechat"] = WeChatConfig.from_env(env)
+        except WeChatConfigError as exc:
+            raise SettingsError(str(exc)) from exc
         values.update(overrides)
         if "pii_key" not in values:
             values["pii_key"] = resolve_pii_key(

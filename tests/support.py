@@ -15,11 +15,20 @@ from bot.settings import Settings
 from store import migrate
 from store.db import Database, default_sqlite_url
 
+# /wechat on every test server, with wechatpy's published test credentials; the replay window
+# is off so that their 2014 test vector passes (tests/test_wechat_protocol.py checks the window).
+WECHAT_TEST_ENV = {
+    "WECHAT_TOKEN": "123456",
+    "WECHAT_ENCODING_AES_KEY": "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR",
+    "WECHAT_APP_ID": "wx49f0ab532d5d035a",
+    "WECHAT_TIMESTAMP_WINDOW_S": "0",
+}
+
 
 def make_settings(var_dir: Path, models_dir: Path, database_url: str | None = None) -> Settings:
     """Test settings: own var dir and database, a fixed throwaway key, migrations applied."""
     settings = Settings.from_env(
-        env={"ALARMBOT_ENV": "test"},
+        env={"ALARMBOT_ENV": "test", **WECHAT_TEST_ENV},
         var_dir=var_dir,
         models_dir=models_dir,
         database_url=database_url or default_sqlite_url(var_dir),

@@ -1,0 +1,334 @@
+"""/wechat: WeChat's URL check (GET) and message push (POST), answered within 5 seconds.
+
+A push is checked (signature, replay window, size, well-formed), deduplicated, turned into a
+dialogue turn, and answered passively if the bot is ready within the budget; otherwise
+WeChat gets `success` at once and the reply follows as a customer-service message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.channels.wechat.client import WeChatApi, WeChatApiError
+from bot.channels.wechat.config import WeChatConfig
+from bot.channels.wechat.dedup import Dedup
+from bot.channels.wechat.protocol import (
+    Inbound,
+    Refused,
+    SafeMode,
+    check_signature,
+    check_timestamp,
+    inbound,
+    parse_body,
+    parse_json,
+    parse_xml,
+)
+from bot.channels.wechat.render import ButtonMemory, passive_reply, render_text, split_for_wechat
+from nlu.text import normalise
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "wechat"
+CALL_110 = "紧急情况请直接拨打110。"
+OPENID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MAX_CUSTOM_MESSAGES = 5  # WeChat allows five customer-service messages per user message
+MENU = {  # menu CLICK EventKey (ours, set when the menu is created) → dialogue payload
+    "REPORT": "/report_incident",
+    "MY_INCIDENTS": "/my_incidents",
+    "PROFILE": "/help",  # until registration lands in this channel
+    "我要报警": "/report_incident",
+    "我的报警": "/my_incidents",
+    "个人信息": "/help",
+}
+GREETING_EVENTS = {"subscribe", "user_enter_tempsession"}
+UNSUPPORTED = "暂时只能处理文字、位置、图片和语音消息。请用文字告诉我您遇到的情况。" + CALL_110
+BUSY = "系统繁忙，请稍后再试。" + CALL_110
+STARTING = "服务正在启动，请稍候再试。" + CALL_110
+VOICE_KEPT = "语音已收到，但没能识别内容。请用文字告诉我发生了什么、在哪里。" + CALL_110
+MEDIA_FAILED = "图片没能收到，请稍后重发，或用文字描述。" + CALL_110
+
+Respond = Callable[[str, str, bool], Awaitable[list[dict[str, Any]]]]
+KeepMedia = Callable[[str, str, bytes, str], Awaitable[str]]
+
+
+class DialogueStarting(Exception):
+    """The model is still loading: the citizen is told so, and to call 110 if urgent."""
+
+
+@dataclass
+class _Pending:
+    """A push being handled; a retry reaching this worker waits for the same answer."""
+
+    task: asyncio.Task[str | None]
+    deferred: bool = False  # the answer goes by customer-service message
+
+
+class WeChatChannel:
+    def __init__(
+        self,
+        config: WeChatConfig,
+        *,
+        respond: Respond,
+        keep_media: KeepMedia,
+        dedup: Dedup,
+        api: WeChatApi | None,
+    ) -> None:
+        self.config = config
+        self._respond = respond
+        self._keep_media = keep_media
+        self._dedup = dedup
+        self.api = api
+        self._safe = (
+            SafeMode(config.token, config.encoding_aes_key, config.app_id)
+            if config.encoding_aes_key
+            else None
+        )
+        self.buttons = ButtonMemory()
+        self._pending: dict[str, _Pending] = {}
+        self._answered: OrderedDict[str, str | None] = OrderedDict()  # recent, for retries
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    async def verify(self, request: web.Request) -> web.Response:
+        """GET: WeChat checks the URL; echo `echostr` if the signature is ours."""
+        query = request.query
+        try:
+            check_signature(
+                self.config.token,
+                query.get("timestamp", ""),
+                query.get("nonce", ""),
+                query.get("signature", ""),
+            )
+            check_timestamp(query.get("timestamp", ""), self.config.timestamp_window_s)
+        except Refused as exc:
+            logger.warning("wechat URL check refused: %s", exc.reason)
+            return web.Response(status=exc.status, text="forbidden")
+        return web.Response(text=query.get("echostr", ""))
+
+    async def receive(self, request: web.Request) -> web.Response:
+        """POST: a message or event pushed by WeChat."""
+        try:
+            push, safe_nonce = await self._checked_push(request)
+        except Refused as exc:
+            logger.warning("wechat push refused (%d): %s", exc.status, exc.reason)
+            return web.Response(status=exc.status, text="forbidden" if exc.status == 403 else "")
+        reply, first = await self._answer(push)
+        if push.body_format == "json":
+            # The mini-program takes no passive reply: `success`, and the reply by API.
+            if reply and first:
+                self._spawn(self._deliver(push.openid, reply))
+            return web.Response(text="success")
+        if reply is None:
+            return web.Response(text="success")
+        xml = passive_reply(reply, to_openid=push.openid, from_account=push.to)
+        if safe_nonce is not None and self._safe is not None:
+            xml = self._safe.encrypt(xml, safe_nonce)
+        return web.Response(text=xml, content_type="application/xml")
+
+    async def _checked_push(self, request: web.Request) -> tuple[Inbound, str | None]:
+        query = request.query
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        safe = query.get("encrypt_type", "raw").lower() == "aes"
+        if safe:
+            if self._safe is None:
+                raise Refused(400, "safe mode push but no WECHAT_ENCODING_AES_KEY")
+            if "signature" in query:
+                check_signature(self.config.token, timestamp, nonce, query["signature"])
+        else:
+            check_signature(self.config.token, timestamp, nonce, query.get("signature", ""))
+        check_timestamp(timestamp, self.config.timestamp_window_s)
+        body = await self._read_body(request)
+        fields, body_format = parse_body(body, request.content_type)
+        if safe:
+            assert self._safe is not None
+            plaintext = self._safe.decrypt(
+                fields, query.get("msg_signature", ""), timestamp, nonce
+            ).encode()
+            fields = parse_json(plaintext) if body_format == "json" else parse_xml(plaintext)
+        push = inbound(fields, body_format)
+        if not OPENID.fullmatch(push.openid):
+            raise Refused(400, "FromUserName is not an openid")
+        return push, (nonce if safe else None)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self.config.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise Refused(413, "body too large")
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            raise Refused(413, "body too large")
+        if not body.strip():
+            raise Refused(400, "empty body")
+        return body
+
+    # -- the 5-second rule and dedup -------------------------------------------------------
+
+    async def _answer(self, push: Inbound) -> tuple[str | None, bool]:
+        """(passive reply or None for `success`, whether this copy was the one processed)."""
+        key = push.dedup_key
+        pending = self._pending.get(key)
+        if pending is not None:  # WeChat's retry while we still work on the first copy
+            return await self._within_budget(pending), False
+        if key in self._answered:
+            return self._answered[key], False
+        if not await self._dedup.first(key):
+            return None, False  # handled by another worker (or before a restart)
+        pending = _Pending(asyncio.create_task(self._handle_safely(push)))
+        self._pending[key] = pending
+        pending.task.add_done_callback(lambda task: self._finished(key, push.openid, task))
+        return await self._within_budget(pending), True
+
+    async def _within_budget(self, pending: _Pending) -> str | None:
+        if not pending.deferred:
+            done, _ = await asyncio.wait({pending.task}, timeout=self.config.reply_budget_s)
+            if done:
+                return pending.task.result()
+            pending.deferred = True
+        return None
+
+    def _finished(self, key: str, openid: str, task: asyncio.Task[str | None]) -> None:
+        pending = self._pending.pop(key, None)
+        if task.cancelled():
+            return
+        reply = task.result()
+        self._answered[key] = None if pending is not None and pending.deferred else reply
+        while len(self._answered) > 1000:
+            self._answered.popitem(last=False)
+        if pending is not None and pending.deferred and reply:
+            self._spawn(self._deliver(openid, reply))
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _deliver(self, openid: str, text: str) -> None:
+        """The late reply, as customer-service messages (the citizen wrote just now, so
+        WeChat's 48-hour window is open)."""
+        if self.api is None:
+            logger.warning("wechat reply missed the budget and cannot be sent: no app secret")
+            return
+        try:
+            for piece in split_for_wechat(text)[:MAX_CUSTOM_MESSAGES]:
+                await self.api.send_text(openid, piece)
+        except WeChatApiError as exc:
+            logger.error("wechat customer-service message not delivered: %s", exc)
+
+    async def close(self, timeout_s: float = 10) -> None:
+        """Let late replies go out before the worker stops (or give up after `timeout_s`)."""
+        pending = [p.task for p in self._pending.values()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+        await asyncio.sleep(0)  # done callbacks spawn the deliveries
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=timeout_s)
+        for task in [*self._background, *(p.task for p in self._pending.values())]:
+            task.cancel()
+
+    # -- message types ---------------------------------------------------------------------
+
+    async def _handle_safely(self, push: Inbound) -> str | None:
+        try:
+            return await self._handle(push)
+        except DialogueStarting:
+            return STARTING
+        except Exception:
+            logger.exception("wechat %s push failed", push.kind)
+            return BUSY
+
+    async def _handle(self, push: Inbound) -> str | None:
+        fields = push.fields
+        if push.kind == "text":
+            return await self._text(push.openid, fields.get("Content", ""))
+        if push.kind == "voice":
+            recognised = fields.get("Recognition", "")
+            if recognised.strip():
+                return await self._text(push.openid, recognised)
+            if fields.get("MediaId"):
+                await self._media(push.openid, "voice", fields["MediaId"])
+            return VOICE_KEPT
+        if push.kind == "location":
+            return await self._location(push)
+        if push.kind == "image":
+            return await self._media(push.openid, "image", fields.get("MediaId", ""))
+        if push.kind == "event":
+            return await self._event(push)
+        return UNSUPPORTED
+
+    async def _turn(self, openid: str, message: str, is_payload: bool) -> str | None:
+        messages = await self._respond(openid, message, is_payload)
+        text, payloads = render_text(messages)
+        self.buttons.remember(openid, payloads)
+        return text or None
+
+    async def _text(self, openid: str, content: str) -> str | None:
+        payload = self.buttons.payload_for(openid, content)
+        if payload is not None:
+            return await self._turn(openid, payload, True)
+        # As on /api/chat: typed text is only ever text, never an intent command.
+        message = normalise(content).lstrip("/").strip()
+        if not message:
+            return "请用文字告诉我您遇到的情况。" + CALL_110
+        return await self._turn(openid, message[:2000], False)
+
+    async def _location(self, push: Inbound) -> str | None:
+        try:
+            lat = float(push.fields.get("Location_X", ""))
+            lng = float(push.fields.get("Location_Y", ""))
+        except ValueError:
+            return UNSUPPORTED
+        if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+            return UNSUPPORTED
+        label = push.fields.get("Label", "")[:200]
+        entities = json.dumps({"lat": lat, "lng": lng, "label": label}, ensure_ascii=False)
+        return await self._turn(push.openid, f"/inform{entities}", True)
+
+    async def _media(self, openid: str, kind: str, media_id: str) -> str | None:
+        if self.api is None or not media_id:
+            return MEDIA_FAILED
+        try:
+            data, mime = await self.api.download_media(media_id)
+            return await self._keep_media(openid, kind, data, mime)
+        except WeChatApiError as exc:
+            logger.warning("wechat media not fetched: %s", exc)
+            return MEDIA_FAILED
+
+    async def _event(self, push: Inbound) -> str | None:
+        event = push.event
+        if event == "unsubscribe":
+            return None
+        if event in GREETING_EVENTS:
+            return await self._turn(push.openid, "/greet", True)
+        if event == "click":
+            payload = MENU.get(push.fields.get("EventKey", ""))
+            if payload is not None:
+                return await self._turn(push.openid, payload, True)
+        if event in ("view", "location", "templatesendjobfinish", "view_miniprogram"):
+            return None  # notifications that expect no answer
+        return UNSUPPORTED
+
+
+WECHAT = web.AppKey("wechat", WeChatChannel)
+
+
+async def _verify(request: web.Request) -> web.Response:
+    return await request.app[WECHAT].verify(request)
+
+
+async def _receive(request: web.Request) -> web.Response:
+    return await request.app[WECHAT].receive(request)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/wechat", _verify)
+    app.router.add_post("/wechat", _receive)

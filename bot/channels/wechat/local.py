@@ -1,0 +1,196 @@
+"""LOCAL stand-ins for WeChat, for tests, benchmarks and development — never production.
+
+`LocalWeChatPush` pushes to /wechat the way WeChat's servers do (signed, optionally in safe
+mode, retried when no answer comes within 5 s). `LocalWeChatApi` serves the few API calls
+the channel makes (token, customer-service send, media get) on 127.0.0.1 and records them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from wechatpy.crypto import WeChatCrypto
+
+from bot.channels.wechat.protocol import parse_xml, signature
+
+# The smallest valid JPEG header the attachment check accepts, padded: a stand-in photo.
+LOCAL_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
+WECHAT_TIMEOUT_S = 5.0  # WeChat gives up on an answer after 5 s and retries
+WECHAT_RETRIES = 3
+
+
+def text_push(openid: str, to: str, content: str, msg_id: int, create_time: int) -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[{to}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+
+
+def push_xml(openid: str, to: str, msg_type: str, create_time: int, **fields: Any) -> str:
+    """Any push: fields become elements in the order given (CDATA for strings)."""
+    parts = [
+        f"<ToUserName><![CDATA[{to}]]></ToUserName>",
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName>",
+        f"<CreateTime>{create_time}</CreateTime>",
+        f"<MsgType><![CDATA[{msg_type}]]></MsgType>",
+    ]
+    for name, value in fields.items():
+        text = f"<![CDATA[{value}]]>" if isinstance(value, str) else str(value)
+        parts.append(f"<{name}>{text}</{name}>")
+    return "<xml>" + "".join(parts) + "</xml>"
+
+
+@dataclass
+class Delivery:
+    status: int
+    body: str
+    attempts: int
+    reply: dict[str, str] | None = None  # the decrypted, parsed passive reply, if any
+
+
+class LocalWeChatPush:
+    """Signs (and in safe mode encrypts) a push like WeChat and posts it, retrying at 5 s."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        encoding_aes_key: str = "",
+        app_id: str = "",
+        timeout_s: float = WECHAT_TIMEOUT_S,
+        retries: int = WECHAT_RETRIES,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.crypto = WeChatCrypto(token, encoding_aes_key, app_id) if encoding_aes_key else None
+        self.timeout_s = timeout_s
+        self.retries = retries
+
+    def query(self, body_xml: str, *, timestamp: int | None = None) -> tuple[dict[str, str], str]:
+        """(query parameters, body) exactly as WeChat would send them."""
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        nonce = str(secrets.randbelow(10**9))
+        query = {"timestamp": ts, "nonce": nonce, "signature": signature(self.token, ts, nonce)}
+        if self.crypto is None:
+            return query, body_xml
+        envelope = parse_xml(self.crypto.encrypt_message(body_xml, nonce, ts).encode())
+        query.update(encrypt_type="aes", msg_signature=envelope["MsgSignature"])
+        body = (
+            "<xml><ToUserName><![CDATA[local]]></ToUserName>"
+            f"<Encrypt><![CDATA[{envelope['Encrypt']}]]></Encrypt></xml>"
+        )
+        return query, body
+
+    def read_reply(self, body: str) -> dict[str, str] | None:
+        if not body.startswith("<xml"):
+            return None
+        fields = parse_xml(body.encode())
+        if self.crypto is not None and "Encrypt" in fields:
+            plain = self.crypto.decrypt_message(
+                {"Encrypt": fields["Encrypt"]},
+                fields["MsgSignature"],
+                fields["TimeStamp"],
+                fields["Nonce"],
+            )
+            fields = parse_xml(plain.encode())
+        return fields
+
+    async def push(self, http: aiohttp.ClientSession, body_xml: str) -> Delivery:
+        """Post until answered within the timeout, at most 1 + retries times (same query)."""
+        query, body = self.query(body_xml)
+        for attempt in range(1, self.retries + 2):
+            try:
+                async with http.post(
+                    self.url,
+                    params=query,
+                    data=body.encode(),
+                    headers={"Content-Type": "text/xml"},
+                    timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                ) as response:
+                    text = await response.text()
+                    return Delivery(response.status, text, attempt, self.read_reply(text))
+            except asyncio.TimeoutError:
+                continue
+        return Delivery(0, "", self.retries + 1)
+
+
+@dataclass
+class LocalWeChatApi:
+    """A fake api.weixin.qq.com on 127.0.0.1: records what the channel sends."""
+
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    token_fetches: int = 0
+    fail_next: int = 0  # answer this many calls with HTTP 503 (a transient error)
+    token_delay_s: float = 0.0
+    url: str = ""
+    _tokens: set[str] = field(default_factory=set)
+    _runner: web.AppRunner | None = None
+    _counter: itertools.count = field(default_factory=itertools.count)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/cgi-bin/token", self._token)
+        app.router.add_post("/cgi-bin/message/custom/send", self._send)
+        app.router.add_get("/cgi-bin/media/get", self._media)
+        return app
+
+    async def start(self, port: int = 0) -> LocalWeChatApi:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/cgi-bin/"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _failing(self) -> bool:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return True
+        return False
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.query.get("access_token", "") in self._tokens
+
+    async def _token(self, request: web.Request) -> web.Response:
+        if self._failing():
+            return web.Response(status=503)
+        if self.token_delay_s:
+            await asyncio.sleep(self.token_delay_s)
+        self.token_fetches += 1
+        token = f"LOCAL-TOKEN-{next(self._counter)}"
+        self._tokens = {token}  # like WeChat: a new token replaces the old one
+        return web.json_response({"access_token": token, "expires_in": 7200})
+
+    async def _send(self, request: web.Request) -> web.Response:
+        if self._failing():
+            return web.Response(status=503)
+        if not self._authorised(request):
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        self.sent.append(await request.json())
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _media(self, request: web.Request) -> web.Response:
+        if self._failing():
+            return web.Response(status=503)
+        if not self._authorised(request):
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        found = self.media.get(request.query.get("media_id", ""))
+        if found is None:
+            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+        data, mime = found
+        return web.Response(body=data, content_type=mime)

@@ -1,0 +1,123 @@
+"""/wechat end to end with the real model: the published safe-mode vector, a report over
+numbered replies, a shared location, retries processed once (server from tests/support)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import aiohttp
+import pytest
+from rasa.shared.core.events import UserUttered
+
+from bot.app import RUNTIME
+from bot.channels.wechat.local import LocalWeChatPush, push_xml
+from bot.channels.wechat.protocol import signature
+from store.citizens import conversation_key
+from store.incidents import IncidentBook
+from tests.support import WECHAT_TEST_ENV, ServerThread
+from tests.test_wechat_protocol import VECTOR, VECTOR_QUERY
+
+TOKEN = WECHAT_TEST_ENV["WECHAT_TOKEN"]
+
+
+class WeChatCitizen:
+    """One WeChat user pushing through the local simulator, plain or safe mode."""
+
+    def __init__(self, url: str, safe: bool = False) -> None:
+        self.openid = f"oLOCAL{uuid.uuid4().hex[:20]}"
+        self.sim = LocalWeChatPush(
+            f"{url}/wechat",
+            TOKEN,
+            encoding_aes_key=WECHAT_TEST_ENV["WECHAT_ENCODING_AES_KEY"] if safe else "",
+            app_id=WECHAT_TEST_ENV["WECHAT_APP_ID"] if safe else "",
+        )
+        self._msg_id = int(time.time() * 1000)
+
+    def push(self, msg_type: str, **fields: object) -> str:
+        if msg_type != "event":
+            self._msg_id += 1
+            fields["MsgId"] = self._msg_id
+        return push_xml(self.openid, "gh_local", msg_type, int(time.time()), **fields)
+
+    async def send(self, body_xml: str) -> str:
+        async with aiohttp.ClientSession() as http:
+            delivery = await self.sim.push(http, body_xml)
+        assert delivery.status == 200 and delivery.attempts == 1, delivery
+        assert delivery.reply is not None, delivery.body
+        assert delivery.reply["ToUserName"] == self.openid
+        return delivery.reply["Content"]
+
+    async def say(self, text: str) -> str:
+        return await self.send(self.push("text", Content=text))
+
+
+def user_turns(server: ServerThread, openid: str) -> int:
+    store = server.app[RUNTIME].dialogue.agent.tracker_store
+    tracker = server.call(store.retrieve(conversation_key("wechat", openid)))
+    return sum(isinstance(e, UserUttered) for e in tracker.events) if tracker else 0
+
+
+async def test_wechatpy_published_vector_through_the_real_bot(live_server_url: str) -> None:
+    query = {**VECTOR_QUERY, "signature": signature(TOKEN, "1411525903", "461056294")}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{live_server_url}/wechat", params=query, data=VECTOR.encode()) as response,
+    ):
+        assert response.status == 200
+        body = await response.text()
+    sim = LocalWeChatPush(
+        "",
+        TOKEN,
+        encoding_aes_key=WECHAT_TEST_ENV["WECHAT_ENCODING_AES_KEY"],
+        app_id=WECHAT_TEST_ENV["WECHAT_APP_ID"],
+    )
+    if body != "success":
+        reply = sim.read_reply(body)
+        assert reply is not None and reply["ToUserName"] == "messense"
+        assert reply["MsgType"] == "text" and reply["Content"]
+
+
+@pytest.mark.parametrize("safe", [False, True])
+async def test_greeting_in_chinese(live_server_url: str, safe: bool) -> None:
+    citizen = WeChatCitizen(live_server_url, safe)
+    reply = await citizen.say("你好")
+    assert "110" in reply and "回复1：" in reply
+
+
+async def test_civic_report_over_numbered_replies(live_server, live_server_url: str) -> None:  # noqa: ANN001
+    citizen = WeChatCitizen(live_server_url, safe=True)
+    reply = await citizen.say("小区物业一直不修电梯，老人上下楼很困难")
+    assert "12345" in reply
+    reply = await citizen.say("浦东新区世纪大道100号")
+    assert "回复1：同意" in reply and "回复2：不同意" in reply
+    reply = await citizen.say("1")
+    assert "请核对" in reply and "回复1：提交" in reply
+    reply = await citizen.say("1")
+    runtime = live_server.app[RUNTIME]
+    book = IncidentBook(runtime.db, runtime.cipher)
+    [incident] = live_server.call(book.for_reporter("wechat", citizen.openid))
+    assert f"编号{incident.number}" in reply
+    assert (incident.route, incident.status) == ("12345", "received")
+
+
+async def test_menu_click_and_location_share(live_server_url: str) -> None:
+    citizen = WeChatCitizen(live_server_url)
+    reply = await citizen.send(citizen.push("event", Event="CLICK", EventKey="我要报警"))
+    assert reply
+    await citizen.say("我的电动车在楼下被人偷了")
+    reply = await citizen.send(
+        citizen.push(
+            "location", Location_X=31.2304, Location_Y=121.4737, Scale=15, Label="人民广场"
+        )
+    )
+    assert "什么时候" in reply  # the place came from the share; the next question is the time
+
+
+async def test_a_retry_is_answered_but_processed_once(live_server, live_server_url: str) -> None:  # noqa: ANN001
+    citizen = WeChatCitizen(live_server_url)
+    push = citizen.push("text", Content="你好")
+    first = await citizen.send(push)
+    again = await citizen.send(push)
+    assert first == again
+    assert user_turns(live_server, citizen.openid) == 1

@@ -1,0 +1,481 @@
+"""/wechat protocol without the model: signatures, replay window, safe mode, hostile bodies,
+dedup, the 5-second rule and message types, against a stand-in dialogue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.channels.wechat import WECHAT, WeChatChannel, WeChatConfig
+from bot.channels.wechat.client import SharedTokenClient, WeChatApi
+from bot.channels.wechat.handler import UNSUPPORTED, DialogueStarting, add_routes
+from bot.channels.wechat.local import LOCAL_JPEG, LocalWeChatApi, LocalWeChatPush, push_xml
+from bot.channels.wechat.protocol import parse_xml, signature
+from bot.channels.wechat.render import ButtonMemory, render_text, split_for_wechat
+
+TOKEN = "123456"
+AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
+APP_ID = "wx49f0ab532d5d035a"
+OPENID = "oLOCALopenid-0001"
+# wechatpy's own published test vector (tests/test_crypto.py): Content "test" from messense.
+VECTOR = """<xml><ToUserName><![CDATA[wx49f0ab532d5d035a]]></ToUserName>
+<Encrypt><![CDATA[RgqEoJj5A4EMYlLvWO1F86ioRjZfaex/gePD0gOXTxpsq5Yj4GNglrBb8I2BAJVODGajiFnXBu7mCPatfjsu6IHCrsTyeDXzF6Bv283dGymzxh6ydJRvZsryDyZbLTE7rhnus50qGPMfp2wASFlzEgMW9z1ef/RD8XzaFYgm7iTdaXpXaG4+BiYyolBug/gYNx410cvkKR2/nPwBiT+P4hIiOAQqGp/TywZBtDh1yCF2KOd0gpiMZ5jSw3e29mTvmUHzkVQiMS6td7vXUaWOMZnYZlF3So2SjHnwh4jYFxdgpkHHqIrH/54SNdshoQgWYEvccTKe7FS709/5t6NMxuGhcUGAPOQipvWTT4dShyqio7mlsl5noTrb++x6En749zCpQVhDpbV6GDnTbcX2e8K9QaNWHp91eBdCRxthuL0=]]></Encrypt>
+<AgentID><![CDATA[1]]></AgentID>
+</xml>"""
+VECTOR_QUERY = {
+    "timestamp": "1411525903",
+    "nonce": "461056294",
+    "encrypt_type": "aes",
+    "msg_signature": "74d92dfeb87ba7c714f89d98870ae5eb62dff26d",
+}
+
+
+class MemoryDedup:
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    async def first(self, key: str) -> bool:
+        if key in self.keys:
+            return False
+        self.keys.add(key)
+        return True
+
+    async def forget(self, key: str) -> None:
+        self.keys.discard(key)
+
+
+class StandInDialogue:
+    """Echoes; offers two buttons after "按钮"; can be made slow."""
+
+    def __init__(self) -> None:
+        self.turns: list[tuple[str, str, bool]] = []
+        self.delay_s = 0.0
+        self.starting = False
+        self.kept: list[tuple[str, str, int, str]] = []
+
+    async def respond(self, openid: str, message: str, is_payload: bool) -> list[dict[str, Any]]:
+        if self.starting:
+            raise DialogueStarting
+        self.turns.append((openid, message, is_payload))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if message == "按钮":
+            buttons = [
+                {"title": "是", "payload": '/inform{"answer": "yes"}'},
+                {"title": "否", "payload": '/inform{"answer": "no"}'},
+            ]
+            return [{"text": "是否有人受伤？", "buttons": buttons}]
+        return [{"text": f"收到：{message}"}]
+
+    async def keep_media(self, openid: str, kind: str, data: bytes, mime: str) -> str:
+        self.kept.append((openid, kind, len(data), mime))
+        return "照片已收到。"
+
+
+def make_config(**changes: Any) -> WeChatConfig:
+    base = WeChatConfig(
+        token=TOKEN,
+        encoding_aes_key=AES_KEY,
+        app_id=APP_ID,
+        app_secret="local-secret",
+        timestamp_window_s=300,
+        reply_budget_s=2.0,
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+async def wechat_api():
+    api = await LocalWeChatApi(media={"MEDIA1": (LOCAL_JPEG, "image/jpeg")}).start()
+    yield api
+    await api.stop()
+
+
+class Memory:
+    """SharedKeys in process memory, for protocol tests."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.data.get(key)
+
+    def set(self, key: str, value: str, ttl_s: float) -> None:
+        self.data[key] = value
+
+    def add(self, key: str, ttl_s: float) -> bool:
+        if key in self.data:
+            return False
+        self.data[key] = "1"
+        return True
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+@pytest.fixture
+def dialogue() -> StandInDialogue:
+    return StandInDialogue()
+
+
+@pytest.fixture
+async def client(aiohttp_client, dialogue: StandInDialogue, wechat_api: LocalWeChatApi):  # noqa: ANN001, ANN201
+    async def build(**changes: Any):  # noqa: ANN202
+        config = make_config(api_base_url=wechat_api.url, **changes)
+        app = web.Application()
+        channel = WeChatChannel(
+            config,
+            respond=dialogue.respond,
+            keep_media=dialogue.keep_media,
+            dedup=MemoryDedup(),
+            api=WeChatApi(SharedTokenClient(config, Memory())),
+        )
+        app[WECHAT] = channel
+        add_routes(app)
+        http = await aiohttp_client(app)
+        return http, channel
+
+    return build
+
+
+def simulator(http, safe: bool = False) -> LocalWeChatPush:  # noqa: ANN001
+    return LocalWeChatPush(
+        str(http.make_url("/wechat")),
+        TOKEN,
+        encoding_aes_key=AES_KEY if safe else "",
+        app_id=APP_ID if safe else "",
+    )
+
+
+def text(content: str, msg_id: int = 1, openid: str = OPENID) -> str:
+    return push_xml(openid, "gh_local", "text", int(time.time()), Content=content, MsgId=msg_id)
+
+
+async def post(http, sim: LocalWeChatPush, body_xml: str):  # noqa: ANN001, ANN201
+    query, body = sim.query(body_xml)
+    response = await http.post("/wechat", params=query, data=body.encode())
+    return response, await response.text()
+
+
+# -- crypto: the published vector -----------------------------------------------------------
+
+
+async def test_wechatpy_published_vector_end_to_end(client) -> None:  # noqa: ANN001
+    http, _ = await client(timestamp_window_s=0)
+    query = {**VECTOR_QUERY, "signature": signature(TOKEN, "1411525903", "461056294")}
+    response = await http.post("/wechat", params=query, data=VECTOR.encode())
+    assert response.status == 200
+    body = await response.text()
+    reply = simulator(http, safe=True).read_reply(body)
+    assert reply is not None and reply["ToUserName"] == "messense"
+    assert reply["Content"] == "收到：test"
+
+
+async def test_vector_without_plain_signature_is_still_accepted(client) -> None:  # noqa: ANN001
+    http, _ = await client(timestamp_window_s=0)
+    response = await http.post("/wechat", params=VECTOR_QUERY, data=VECTOR.encode())
+    assert response.status == 200
+
+
+async def test_vector_is_a_replay_outside_the_window(client) -> None:  # noqa: ANN001
+    http, _ = await client()  # 300 s window; the vector is from 2014
+    response = await http.post("/wechat", params=VECTOR_QUERY, data=VECTOR.encode())
+    assert response.status == 403
+
+
+async def test_tampered_ciphertext_is_refused(client) -> None:  # noqa: ANN001
+    http, _ = await client(timestamp_window_s=0)
+    body = VECTOR.replace("RgqEoJj5", "RgqEoJj6")
+    response = await http.post("/wechat", params=VECTOR_QUERY, data=body.encode())
+    assert response.status == 403
+
+
+# -- verification and signatures ------------------------------------------------------------
+
+
+async def test_url_verification_echoes_only_when_signed(client) -> None:  # noqa: ANN001
+    http, _ = await client()
+    ts, nonce = str(int(time.time())), "42"
+    good = {"timestamp": ts, "nonce": nonce, "signature": signature(TOKEN, ts, nonce)}
+    response = await http.get("/wechat", params={**good, "echostr": "hello123"})
+    assert response.status == 200 and await response.text() == "hello123"
+    response = await http.get("/wechat", params={**good, "signature": "0" * 40, "echostr": "x"})
+    assert response.status == 403
+
+
+@pytest.mark.parametrize("safe", [False, True])
+async def test_plain_and_safe_text_push_answered_passively(client, dialogue, safe) -> None:  # noqa: ANN001
+    http, _ = await client()
+    response, body = await post(http, simulator(http, safe), text("你好"))
+    assert response.status == 200
+    reply = simulator(http, safe).read_reply(body)
+    assert reply is not None
+    assert reply["ToUserName"] == OPENID and reply["FromUserName"] == "gh_local"
+    assert reply["MsgType"] == "text" and reply["Content"] == "收到：你好"
+    if safe:
+        assert "<Encrypt>" in body and "收到" not in body
+    assert dialogue.turns == [(OPENID, "你好", False)]
+
+
+async def test_compatible_mode_uses_the_encrypted_copy(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    sim = simulator(http, safe=True)
+    query, body = sim.query(text("真的内容"))
+    compatible = body.replace("</xml>", "<Content><![CDATA[伪造]]></Content></xml>")
+    response = await http.post("/wechat", params=query, data=compatible.encode())
+    assert response.status == 200
+    assert dialogue.turns == [(OPENID, "真的内容", False)]
+
+
+async def test_bad_signature_and_old_timestamp_are_403_and_not_processed(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    sim = simulator(http)
+    query, body = sim.query(text("你好"))
+    response = await http.post("/wechat", params={**query, "signature": "f" * 40}, data=body)
+    assert response.status == 403
+    old, body = sim.query(text("你好"), timestamp=int(time.time()) - 3600)
+    response = await http.post("/wechat", params=old, data=body)
+    assert response.status == 403
+    assert dialogue.turns == []
+
+
+async def test_replay_window_zero_turns_the_check_off(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client(timestamp_window_s=0)
+    query, body = simulator(http).query(text("你好"), timestamp=1_000_000_000)
+    response = await http.post("/wechat", params=query, data=body)
+    assert response.status == 200 and len(dialogue.turns) == 1
+
+
+# -- hostile bodies -------------------------------------------------------------------------
+
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE xml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>
+<xml><FromUserName>o1</FromUserName><MsgType>text</MsgType><Content>&d;</Content></xml>"""
+XXE = """<?xml version="1.0"?>
+<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<xml><FromUserName>o1</FromUserName><MsgType>text</MsgType><Content>&x;</Content></xml>"""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [BILLION_LAUGHS, XXE, "<xml><unclosed>", "not xml at all", "<other/>", '{"a": [', "[1]"],
+)
+async def test_hostile_or_malformed_bodies_are_400(client, dialogue, body: str) -> None:  # noqa: ANN001
+    http, _ = await client()
+    query, _ = simulator(http).query(text("x"))
+    response = await http.post("/wechat", params=query, data=body.encode())
+    assert response.status == 400
+    assert dialogue.turns == []
+
+
+async def test_body_size_is_limited(client) -> None:  # noqa: ANN001
+    http, _ = await client()
+    query, _ = simulator(http).query(text("x"))
+    response = await http.post("/wechat", params=query, data=b"<xml>" + b" " * 70_000 + b"</xml>")
+    assert response.status == 413
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    body=st.one_of(
+        st.binary(max_size=600),
+        st.text(max_size=300).map(lambda t: f"<xml>{t}</xml>"),
+        st.dictionaries(
+            st.sampled_from(
+                ["FromUserName", "MsgType", "Content", "MsgId", "Event", "Location_X", "Encrypt"]
+            ),
+            st.text(max_size=40),
+        ).map(lambda d: "<xml>" + "".join(f"<{k}>{v}</{k}>" for k, v in d.items()) + "</xml>"),
+    ),
+    safe=st.booleans(),
+)
+async def test_fuzzed_pushes_never_500(client, body, safe) -> None:  # noqa: ANN001
+    http, _ = await client()
+    query, _ = simulator(http, safe).query(text("x"))
+    data = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    response = await http.post("/wechat", params=query, data=data)
+    assert response.status in (200, 400, 403, 413)
+    response = await http.post("/wechat", params={"x": body[:20]} if isinstance(body, str) else {})
+    assert response.status in (400, 403)
+
+
+# -- dedup and the 5-second rule --------------------------------------------------------------
+
+
+async def test_a_retry_is_answered_but_processed_once(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    sim = simulator(http)
+    push = text("只处理一次", msg_id=77)
+    first = await post(http, sim, push)
+    again = await post(http, sim, push)
+    assert first[0].status == again[0].status == 200
+    assert parse_xml(again[1].encode())["Content"] == "收到：只处理一次"
+    assert len(dialogue.turns) == 1
+
+
+async def test_concurrent_retries_share_the_first_answer(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    dialogue.delay_s = 0.3
+    sim = simulator(http)
+    push = text("并发重试", msg_id=78)
+    results = await asyncio.gather(*(post(http, sim, push) for _ in range(3)))
+    assert {parse_xml(body.encode())["Content"] for _, body in results} == {"收到：并发重试"}
+    assert len(dialogue.turns) == 1
+
+
+async def test_slow_bot_gets_success_then_a_customer_service_message(  # noqa: ANN001
+    client, dialogue, wechat_api
+) -> None:
+    http, channel = await client(reply_budget_s=0.2)
+    dialogue.delay_s = 1.0
+    response, body = await post(http, simulator(http, safe=True), text("慢一点", msg_id=79))
+    assert response.status == 200 and body == "success"
+    await channel.close()
+    assert wechat_api.sent == [
+        {"touser": OPENID, "msgtype": "text", "text": {"content": "收到：慢一点"}}
+    ]
+    # WeChat's retry after 5 s: answered, not processed again, nothing sent twice.
+    response, body = await post(http, simulator(http), text("慢一点", msg_id=79))
+    assert body == "success" and len(dialogue.turns) == 1 and len(wechat_api.sent) == 1
+
+
+async def test_transient_api_errors_are_retried(client, dialogue, wechat_api) -> None:  # noqa: ANN001
+    http, channel = await client(reply_budget_s=0.05)
+    dialogue.delay_s = 0.3
+    wechat_api.fail_next = 2
+    await post(http, simulator(http), text("重试发送", msg_id=80))
+    await channel.close()
+    assert [m["text"]["content"] for m in wechat_api.sent] == ["收到：重试发送"]
+
+
+# -- message types ----------------------------------------------------------------------------
+
+
+def push(msg_type: str, msg_id: int | None = 5, **fields: Any) -> str:
+    if msg_id is not None:
+        fields["MsgId"] = msg_id
+    return push_xml(OPENID, "gh_local", msg_type, int(time.time()), **fields)
+
+
+async def reply_to(http, body_xml: str) -> str:  # noqa: ANN001
+    _, body = await post(http, simulator(http), body_xml)
+    return body if body == "success" else parse_xml(body.encode())["Content"]
+
+
+async def test_buttons_are_numbered_and_a_digit_sends_the_payload(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    shown = await reply_to(http, text("按钮", msg_id=10))
+    assert shown == "是否有人受伤？\n\n回复1：是\n回复2：否"
+    await reply_to(http, text("２", msg_id=11))  # full-width digits count too
+    assert dialogue.turns[-1] == (OPENID, '/inform{"answer": "no"}', True)
+    await reply_to(http, text("7", msg_id=12))  # no such button: just text
+    assert dialogue.turns[-1] == (OPENID, "7", False)
+
+
+async def test_typed_text_is_never_an_intent_command(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    await reply_to(http, text("/restart", msg_id=13))
+    assert dialogue.turns[-1] == (OPENID, "restart", False)
+
+
+async def test_location_becomes_an_inform_payload(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    await reply_to(
+        http, push("location", Location_X=31.2304, Location_Y=121.4737, Scale=15, Label="人民广场")
+    )
+    openid, message, is_payload = dialogue.turns[-1]
+    assert is_payload and message.startswith("/inform")
+    assert json.loads(message[len("/inform") :]) == {
+        "lat": 31.2304,
+        "lng": 121.4737,
+        "label": "人民广场",
+    }
+
+
+async def test_image_is_fetched_and_kept(client, dialogue, wechat_api) -> None:  # noqa: ANN001
+    http, _ = await client()
+    assert await reply_to(http, push("image", PicUrl="http://x/p.jpg", MediaId="MEDIA1")) == (
+        "照片已收到。"
+    )
+    assert dialogue.kept == [(OPENID, "image", len(LOCAL_JPEG), "image/jpeg")]
+    assert wechat_api.token_fetches == 1
+
+
+async def test_voice_recognition_is_text(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    await reply_to(http, push("voice", MediaId="V1", Format="amr", Recognition="有人打架"))
+    assert dialogue.turns[-1] == (OPENID, "有人打架", False)
+
+
+@pytest.mark.parametrize(
+    ("fields", "payload"),
+    [
+        ({"Event": "subscribe"}, "/greet"),
+        ({"Event": "CLICK", "EventKey": "我要报警"}, "/report_incident"),
+        ({"Event": "CLICK", "EventKey": "MY_INCIDENTS"}, "/my_incidents"),
+        ({"Event": "CLICK", "EventKey": "个人信息"}, "/help"),
+        ({"Event": "user_enter_tempsession", "SessionFrom": "x"}, "/greet"),
+    ],
+)
+async def test_events(client, dialogue, fields, payload) -> None:  # noqa: ANN001
+    http, _ = await client()
+    await reply_to(http, push("event", msg_id=None, **fields))
+    assert dialogue.turns[-1] == (OPENID, payload, True)
+
+
+async def test_unsubscribe_and_unknown_types(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    assert await reply_to(http, push("event", msg_id=None, Event="unsubscribe")) == "success"
+    assert await reply_to(http, push("shortvideo", MediaId="M")) == UNSUPPORTED
+    assert dialogue.turns == []
+
+
+async def test_json_push_is_answered_success_and_sent_by_api(client, dialogue, wechat_api) -> None:  # noqa: ANN001
+    http, channel = await client()
+    ts, nonce = str(int(time.time())), "9"
+    body = {
+        "ToUserName": "gh_mini",
+        "FromUserName": OPENID,
+        "CreateTime": int(ts),
+        "MsgType": "text",
+        "Content": "小程序",
+        "MsgId": 99,
+    }
+    response = await http.post(
+        "/wechat",
+        params={"timestamp": ts, "nonce": nonce, "signature": signature(TOKEN, ts, nonce)},
+        json=body,
+    )
+    assert response.status == 200 and await response.text() == "success"
+    assert dialogue.turns == [(OPENID, "小程序", False)]
+
+
+async def test_starting_model_gets_a_polite_answer(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    dialogue.starting = True
+    assert "正在启动" in await reply_to(http, text("你好", msg_id=14))
+
+
+# -- pure helpers -----------------------------------------------------------------------------
+
+
+def test_render_and_split() -> None:
+    text_out, payloads = render_text(
+        [{"text": "a"}, {"buttons": [{"title": "t", "payload": "/p"}]}]
+    )
+    assert text_out == "a\n\n回复1：t" and payloads == ["/p"]
+    pieces = split_for_wechat("很长" * 2000)
+    assert all(len(p.encode()) <= 2000 for p in pieces) and "".join(pieces) == "很长" * 2000
+    memory = ButtonMemory(capacity=1)
+    memory.remember("a", ["/x"])
+    memory.remember("b", ["/y"])
+    assert memory.payload_for("a", "1") is None and memory.payload_for("b", " 1 ") == "/y"
