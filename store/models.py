@@ -302,3 +302,69 @@ class WeChatKey(Base):
     key = Column(String(200), primary_key=True)
     value = Column(String(2000))
     expires_at = Column(DateTime(timezone=True), nullable=False)
+
+
+class MediationCase(Base):
+    """A dispute handed to the people's mediators: one per mediation handoff (its outbox key).
+
+    `mode` is on_duty (a mediator on site by `sla_due_at`) or booking (pushed outside hours;
+    the mediator books a time with the reporter by `booking_due_at`). Only ids, districts and
+    times: the report itself stays sealed in `incidents`.
+    """
+
+    __tablename__ = "mediation_cases"
+    __table_args__ = (Index("ix_mediation_cases_state", "state", "id"),)
+
+    id = Column(BigId, primary_key=True)
+    incident_id = Column(BigId, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False)
+    handoff_key = Column(String(64), nullable=False, unique=True)
+    mode = Column(String(8), nullable=False)  # on_duty | booking
+    district = Column(String(32))
+    state = Column(String(10), nullable=False)  # open|accepted|on_site|exhausted|cancelled
+    received_at = Column(DateTime(timezone=True), nullable=False)
+    rota_at = Column(DateTime(timezone=True), nullable=False)  # whose duty day picks mediators
+    sla_due_at = Column(DateTime(timezone=True))  # on_duty: on site by
+    booking_due_at = Column(DateTime(timezone=True))  # booking: reporter contacted by
+    escalated_at = Column(DateTime(timezone=True))
+    escalation = Column(String(24))  # sla_breach | booking_overdue | no_mediator
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class MediationAssignment(Base):
+    """One mediator asked to take a case; a mediator is asked at most once per case."""
+
+    __tablename__ = "mediation_assignments"
+    __table_args__ = (
+        UniqueConstraint("case_id", "mediator_id", name="uq_mediation_assignments_case_mediator"),
+    )
+
+    id = Column(BigId, primary_key=True)
+    case_id = Column(
+        BigId, ForeignKey("mediation_cases.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    mediator_id = Column(String(64), nullable=False)
+    district = Column(String(32), nullable=False)  # whose duty list they came from
+    reach = Column(String(10), nullable=False)  # district | neighbour | any
+    # offered | accepted | declined | expired | on_site | cancelled
+    state = Column(String(10), nullable=False)
+    offered_at = Column(DateTime(timezone=True), nullable=False)
+    answer_due_at = Column(DateTime(timezone=True), nullable=False)
+    answered_at = Column(DateTime(timezone=True))
+    on_site_at = Column(DateTime(timezone=True))
+    sms_ref = Column(String(64))  # "sending" while a worker sends, then the gateway's id
+    sms_sent_at = Column(DateTime(timezone=True))
+
+
+class CitizenNotice(Base):
+    """A status message for a citizen, waiting for their channel to show it (H5 poll/reply)."""
+
+    __tablename__ = "citizen_notices"
+    __table_args__ = (Index("ix_citizen_notices_sender", "channel", "sender_id", "id"),)
+
+    id = Column(BigId, primary_key=True)
+    channel = Column(String(16), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    text_sealed = Column(LargeBinary, nullable=False)  # may quote their case: sealed
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    shown_at = Column(DateTime(timezone=True))

@@ -35,8 +35,18 @@ from routing.identity import mask_phone, normalise_id_text
 logger = logging.getLogger(__name__)
 
 OTP_TEMPLATE = "otp"
+MEDIATION_ON_DUTY = "mediation_on_duty"
+MEDIATION_BOOKING = "mediation_booking"
+MEDIATION_CANCEL = "mediation_cancel"
+# Mediation texts carry the case number, district and times, never the report or the reporter:
+# the mediator reads those behind the signed link.
 TEMPLATES: Mapping[str, str] = {
     OTP_TEMPLATE: "【上海110】您的验证码是{code}，5分钟内有效。请勿告诉他人。",
+    MEDIATION_ON_DUTY: "【上海110】人民调解任务{number}（{district}），请于{deadline}前到场。"
+    "请先点击链接查看并接单：{link}",
+    MEDIATION_BOOKING: "【上海110】人民调解任务{number}（{district}），请于{book_at}起联系报警人"
+    "预约调解时间。请点击链接查看并接单：{link}",
+    MEDIATION_CANCEL: "【上海110】人民调解任务{number}已由报警人撤销，无需再处理。",
 }
 DEFAULT_LOCAL_OUTBOX = Path("var") / "local-sms.jsonl"
 
