@@ -41,7 +41,7 @@ from store.incidents import (
     IncidentBook,
     IncidentRecord,
 )
-from store.outbox import CAD110, DEAD, PENDING, SENT, WORKORDER_12345, Outbox, OutboxItem
+from store.outbox import CAD110, DEAD, MEDIATION, PENDING, SENT, WORKORDER_12345, Outbox, OutboxItem
 from tests.fakes import fake_identity
 
 CIPHER = PiiCipher(b"h" * 32)
@@ -697,7 +697,7 @@ async def test_running_handoff_uses_local_stand_ins_in_development(
     async with running_handoff(
         db, CIPHER, {"ALARMBOT_ENV": "dev", "OUTBOX_POLL_S": "0.05"}, tmp_path
     ) as handoff:
-        assert set(handoff.relay.adapters) == {CAD110, WORKORDER_12345}
+        assert set(handoff.relay.adapters) == {CAD110, WORKORDER_12345, MEDIATION}
         await report(book, route="12345", category="courier")
         receiver = handoff.local_receivers[WORKORDER_12345]
         await settled(lambda: receiver.logical_count == 1)

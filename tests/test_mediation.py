@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,6 +36,7 @@ from routing.handoff.mediation import (
 )
 from routing.handoff.messages import build_message
 from routing.handoff.relay import OutboxRelay
+from routing.handoff.wiring import build_mediation, running_handoff
 from routing.mediators import EXAMPLE_FILE, Roster
 from routing.notify import StoredNotifier
 from routing.schedule import MediationSchedule
@@ -561,7 +563,7 @@ def test_migration_0006_goes_down_and_up_again(database_url: str) -> None:
 
     ours = {"mediation_cases", "mediation_assignments", "citizen_notices"}
     assert ours <= tables()
-    migrate.downgrade(database_url, "-1")
+    migrate.downgrade(database_url, "0005_wechat")
     assert not ours & tables() and "outbox" in tables()
     migrate.upgrade(database_url)
     assert ours <= tables()
@@ -575,3 +577,35 @@ async def test_an_assignment_row_holds_no_personal_data(harness_at) -> None:  # 
         row = (await session.execute(select(MediationAssignment))).scalar_one()
     values = " ".join(str(getattr(row, c.key)) for c in MediationAssignment.__table__.columns)
     assert "1380000" not in values and "张三" not in values
+
+
+# --- wiring ---
+
+
+async def test_running_handoff_runs_mediation_in_development(db: Database, tmp_path: Path) -> None:
+    env = {"ALARMBOT_ENV": "dev", "OUTBOX_POLL_S": "0.05", "MEDIATION_POLL_S": "0.05"}
+    h = Harness(db, datetime.now(timezone.utc))
+    async with running_handoff(db, CIPHER, env, tmp_path) as handoff:
+        assert MEDIATION in handoff.relay.adapters and handoff.mediation is not None
+        number = await h.report()
+        for _ in range(400):
+            if (await h.desk.cases_for(number)) and (tmp_path / "local-sms.jsonl").exists():
+                break
+            await asyncio.sleep(0.01)
+    (case,) = await h.desk.cases_for(number)
+    (offer,) = await h.desk.assignments(case.id)
+    assert offer.sms_ref is not None and offer.sms_ref.startswith("local-")
+    assert number in (tmp_path / "local-sms.jsonl").read_text(encoding="utf-8")
+    assert await NoticeBoard(db, CIPHER).take("web", "alice")
+
+
+def test_in_prod_mediation_waits_for_a_roster_and_an_sms_gateway(db: Database) -> None:
+    book = IncidentBook(db, CIPHER)
+    prod = {"ALARMBOT_ENV": "prod"}
+    assert build_mediation(db, CIPHER, prod, Path("var"), incidents=book) is None
+    with_roster = {**prod, "MEDIATORS_FILE": str(EXAMPLE_FILE)}
+    assert build_mediation(db, CIPHER, with_roster, Path("var"), incidents=book) is None
+    full = {**with_roster, "SMS_URL": "https://sms.example", "MEDIATION_POLL_S": "5"}
+    supervisor = build_mediation(db, CIPHER, full, Path("var"), incidents=book)
+    assert supervisor is not None and supervisor.interval_s == 5
+    assert supervisor.dispatcher.sms.url == "https://sms.example/messages"

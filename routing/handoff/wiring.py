@@ -9,12 +9,18 @@ Environment (all optional):
 * HANDOFF_TIMEOUT_S: HTTP timeout per delivery (10).
 * OUTBOX_MAX_ATTEMPTS: tries before a row is dead-lettered (8).
 * OUTBOX_POLL_S: seconds between relay rounds when idle (1).
-* ALARMBOT_PUBLIC_URL: base of the console link sent to the CAD (http://127.0.0.1:8080).
+* ALARMBOT_PUBLIC_URL: base of the console link sent to the CAD and of the mediators' signed
+  links (http://127.0.0.1:8080).
+* MEDIATORS_FILE: the mediator roster (YAML/CSV, `alarmbot mediators import` checks it);
+  MEDIATION_FILE: hours and calendar (routing/mediation.yml); SMS_URL, SMS_API_KEY: the SMS
+  gateway that texts mediators; ALARMBOT_LINK_KEY: key of the signed links (default: derived
+  from the PII key); MEDIATION_POLL_S: seconds between supervisor passes (30). In dev a
+  missing roster is the example file and a missing SMS_URL the LOCAL SMS outbox
+  (var/local-sms.jsonl).
 
 In prod a target without a URL gets no adapter: its rows stay pending (visible in `alarmbot
 outbox list` and the metrics) and go out once the URL is configured, rather than being
-marked delivered to nobody. Mediation (and SMS) adapters are supplied by the caller
-(`extra_adapters`) until their own issue wires them.
+marked delivered to nobody. The same holds for mediation without MEDIATORS_FILE or SMS_URL.
 """
 
 from __future__ import annotations
@@ -28,12 +34,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from routing.adapters.sms import HttpSmsGateway, LocalSmsOutbox, SmsGateway
 from routing.handoff.adapters import HandoffAdapter, HttpCadAdapter, HttpWorkOrderAdapter
+from routing.handoff.links import link_key
 from routing.handoff.local_receivers import (
     LOCAL_CAD,
     LOCAL_WORKORDER,
     LocalReceiver,
     running_local_receiver,
+)
+from routing.handoff.mediation import (
+    EscalationCallback,
+    MediationAdapter,
+    MediationDispatcher,
+    MediationSupervisor,
 )
 from routing.handoff.messages import ContactLookup
 from routing.handoff.relay import (
@@ -44,11 +58,17 @@ from routing.handoff.relay import (
     OutboxRelay,
     close_adapters,
 )
+from routing.mediators import EXAMPLE_FILE, Roster
+from routing.notify import CitizenNotifier, StoredNotifier
+from routing.schedule import DEFAULT_FILE as SCHEDULE_FILE
+from routing.schedule import MediationSchedule
 from store.crypto import PiiCipher
 from store.db import Database
 from store.incidents import IncidentBook
+from store.mediation import MediationDesk
 from store.models import utcnow
-from store.outbox import CAD110, WORKORDER_12345, Outbox
+from store.notices import NoticeBoard
+from store.outbox import CAD110, MEDIATION, WORKORDER_12345, Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +142,60 @@ def build_relay(
     )
 
 
+def build_mediation(
+    db: Database,
+    cipher: PiiCipher,
+    env: Mapping[str, str],
+    var_dir: Path,
+    *,
+    incidents: IncidentBook,
+    notifier: CitizenNotifier | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    on_escalation: EscalationCallback | None = None,
+    on_missing_year: Callable[[int], None] | None = None,
+) -> MediationSupervisor | None:
+    """The mediation adapter's dispatcher and supervisor from the environment (see the module
+    docstring); None in prod without a roster or an SMS gateway (rows wait in the outbox)."""
+    prod = env.get("ALARMBOT_ENV", "dev") == "prod"
+    roster_file = env.get("MEDIATORS_FILE") or (None if prod else str(EXAMPLE_FILE))
+    if roster_file is None:
+        logger.warning("MEDIATORS_FILE not set: mediation handoffs wait in the outbox until it is")
+        return None
+    sms: SmsGateway
+    if env.get("SMS_URL"):
+        sms = HttpSmsGateway(env["SMS_URL"], env.get("SMS_API_KEY", ""))
+    elif prod:
+        logger.warning("SMS_URL not set: mediation handoffs wait in the outbox until it is")
+        return None
+    else:
+        sms = LocalSmsOutbox(var_dir / "local-sms.jsonl")
+    schedule = MediationSchedule.from_file(
+        env.get("MEDIATION_FILE") or SCHEDULE_FILE, on_missing_year=on_missing_year
+    )
+    roster = Roster.from_file(roster_file).with_calendar(schedule.calendar)
+    dispatcher = MediationDispatcher(
+        MediationDesk(db, now=clock),
+        roster,
+        schedule,
+        sms,
+        incidents=incidents,
+        link_key=link_key(env, cipher),
+        public_url=env.get("ALARMBOT_PUBLIC_URL") or DEFAULT_PUBLIC_URL,
+        notifier=notifier,
+        clock=clock,
+        on_escalation=on_escalation,
+    )
+    return MediationSupervisor(dispatcher, interval_s=_number(env, "MEDIATION_POLL_S", 30.0))
+
+
 @dataclass
 class Handoff:
-    """What `running_handoff` keeps alive: the relay, its outbox, and local stand-ins."""
+    """What `running_handoff` keeps alive: the relay, its outbox, local stand-ins and the
+    mediation supervisor (None when mediation is not configured)."""
 
     relay: OutboxRelay
     local_receivers: dict[str, LocalReceiver] = field(default_factory=dict)
+    mediation: MediationSupervisor | None = None
 
     @property
     def outbox(self) -> Outbox:
@@ -140,6 +208,9 @@ async def running_handoff(
     cipher: PiiCipher,
     env: Mapping[str, str],
     var_dir: Path,
+    *,
+    notifier: CitizenNotifier | None = None,
+    on_escalation: EscalationCallback | None = None,
     **relay_options: Any,  # noqa: ANN401 - passed on to build_relay
 ) -> AsyncIterator[Handoff]:
     """Run the handoff for an app's lifetime (an aiohttp cleanup_ctx body).
@@ -148,6 +219,9 @@ async def running_handoff(
     records to `var_dir/local-receivers/`. The relay runs as a background task until the
     block ends; then it finishes its round, HTTP sessions close and stand-ins stop.
     `relay_options` go to `build_relay` (contacts, on_attempt, on_dead, extra_adapters…).
+    Unless `extra_adapters` has one, mediation is built here (`build_mediation`) and its
+    supervisor runs beside the relay; `notifier` tells citizens (default: stored notices for
+    the H5 page), `on_escalation` counts escalations.
     """
     async with AsyncExitStack() as stack:
         local_urls: dict[str, str] = {}
@@ -159,12 +233,35 @@ async def running_handoff(
                 )
                 local_urls[target] = running.url
                 receivers[target] = running.receiver
-        relay = build_relay(db, cipher, env, local_urls=local_urls, **relay_options)
+        supervisor = None
+        extra = dict(relay_options.pop("extra_adapters", None) or {})
+        if MEDIATION not in extra:
+            clock = relay_options.get("clock", utcnow)
+            supervisor = build_mediation(
+                db,
+                cipher,
+                env,
+                var_dir,
+                incidents=relay_options.get("incidents") or IncidentBook(db, cipher, now=clock),
+                notifier=notifier or StoredNotifier(NoticeBoard(db, cipher, now=clock)),
+                clock=clock,
+                on_escalation=on_escalation,
+            )
+            if supervisor is not None:
+                extra[MEDIATION] = MediationAdapter(supervisor.dispatcher)
+                stack.push_async_callback(close_adapters, {"sms": supervisor.dispatcher.sms})
+        relay = build_relay(
+            db, cipher, env, local_urls=local_urls, extra_adapters=extra, **relay_options
+        )
         stack.push_async_callback(close_adapters, relay.adapters)
         stop = asyncio.Event()
-        task = asyncio.create_task(relay.run_forever(stop), name="outbox-relay")
+        tasks = [asyncio.create_task(relay.run_forever(stop), name="outbox-relay")]
+        if supervisor is not None:
+            tasks.append(
+                asyncio.create_task(supervisor.run_forever(stop), name="mediation-supervisor")
+            )
         try:
-            yield Handoff(relay, receivers)
+            yield Handoff(relay, receivers, supervisor)
         finally:
             stop.set()
-            await task
+            await asyncio.gather(*tasks)
