@@ -21,6 +21,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from actions.registry import build_executor
 from actions.services import ActionServices
+from bot.callbacks import setup_callbacks
 from bot.channels import wechat
 from bot.dialogue import Dialogue, InProcessActions, load_agent
 from bot.model import find_model
@@ -387,8 +388,17 @@ async def _handoff(app: web.Application) -> AsyncIterator[None]:
         metrics.handoff_dead.labels(item.target).inc()
         logger.error("handoff to %s gave up after retries: %s", item.target, error)
 
+    def escalated(reason: str) -> None:
+        metrics.mediation_escalations.labels(reason).inc()
+
     async with running_handoff(
-        runtime.db, runtime.cipher, env, settings.var_dir, on_attempt=attempted, on_dead=dead
+        runtime.db,
+        runtime.cipher,
+        env,
+        settings.var_dir,
+        on_attempt=attempted,
+        on_dead=dead,
+        on_escalation=escalated,
     ) as handoff:
         app[HANDOFF] = handoff
         yield
@@ -464,6 +474,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_handoff)
+    setup_callbacks(app, lambda: (app[RUNTIME].db, app[RUNTIME].cipher))
     app.cleanup_ctx.append(_dialogue)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

@@ -130,6 +130,12 @@ class Metrics:
             ["target"],
             registry=self.registry,
         )
+        self.mediation_escalations = Counter(
+            "alarmbot_mediation_escalations",
+            "Mediation cases escalated to call-takers (sla_breach, booking_overdue, no_mediator)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.outbox = Gauge(
             "alarmbot_outbox_rows",
             "Outbox rows by status (pending, sending, sent, dead)",
