@@ -357,6 +357,16 @@ async def test_transient_api_errors_are_retried(client, dialogue, wechat_api) ->
     assert [m["text"]["content"] for m in wechat_api.sent] == ["收到：重试发送"]
 
 
+async def test_a_long_reply_is_cut_and_the_rest_sent_by_api(client, dialogue, wechat_api) -> None:  # noqa: ANN001
+    http, channel = await client()
+    long_text = "\n".join(["这是一段很长的回答。" * 10] * 12)
+    body = await reply_to(http, text(long_text, msg_id=81))
+    await channel.close()
+    sent = "\n".join(m["text"]["content"] for m in wechat_api.sent)
+    assert len(body.encode()) <= 2000 and sent
+    assert body + "\n" + sent == "收到：" + long_text
+
+
 # -- message types ----------------------------------------------------------------------------
 
 
@@ -479,3 +489,46 @@ def test_render_and_split() -> None:
     memory.remember("a", ["/x"])
     memory.remember("b", ["/y"])
     assert memory.payload_for("a", "1") is None and memory.payload_for("b", " 1 ") == "/y"
+
+
+# -- configuration and wiring -----------------------------------------------------------------
+
+
+def test_config_from_env() -> None:
+    from bot.channels.wechat.config import WeChatConfigError
+
+    assert WeChatConfig.from_env({}) is None
+    config = WeChatConfig.from_env({"WECHAT_TOKEN": "t", "WECHAT_TIMESTAMP_WINDOW_S": "0"})
+    assert config is not None and config.timestamp_window_s == 0 and not config.can_send
+    for bad in (
+        {"WECHAT_ENCODING_AES_KEY": "short", "WECHAT_APP_ID": "wx1"},
+        {"WECHAT_ENCODING_AES_KEY": AES_KEY},  # safe mode without the app id
+        {"WECHAT_REPLY_BUDGET_S": "5"},
+        {"WECHAT_TIMESTAMP_WINDOW_S": "-1"},
+        {"WECHAT_API_BASE_URL": "local", "ALARMBOT_ENV": "prod"},
+    ):
+        with pytest.raises(WeChatConfigError):
+            WeChatConfig.from_env({"WECHAT_TOKEN": "t", **bad})
+
+
+async def test_create_app_routes_wechat_only_when_configured(aiohttp_client, tmp_path) -> None:  # noqa: ANN001
+    from bot.app import create_app
+    from tests.support import make_settings
+
+    settings = make_settings(tmp_path, tmp_path / "no-models")
+    plain = await aiohttp_client(create_app(replace(settings, wechat=None)))
+    assert (await plain.get("/wechat")).status == 404
+
+    local = WeChatConfig.from_env({"WECHAT_TOKEN": TOKEN, "WECHAT_API_BASE_URL": "local"})
+    http = await aiohttp_client(create_app(replace(settings, wechat=local)))
+    ts, nonce = str(int(time.time())), "1"
+    query = {"timestamp": ts, "nonce": nonce, "signature": signature(TOKEN, ts, nonce)}
+    response = await http.get("/wechat", params={**query, "echostr": "ok"})
+    assert await response.text() == "ok"
+    channel = http.app[WECHAT]
+    assert channel.api is not None and channel.api.client.API_BASE_URL.startswith(
+        "http://127.0.0.1:"
+    )
+    # No model here: a push is answered politely, never with an error.
+    response = await http.post("/wechat", params=query, data=text("你好", msg_id=501).encode())
+    assert "110" in parse_xml((await response.text()).encode())["Content"]

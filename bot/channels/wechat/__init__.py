@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 from aiohttp import web
 
 from bot.channels.wechat.client import build_api
-from bot.channels.wechat.config import WeChatConfig
+from bot.channels.wechat.config import LOCAL_API, WeChatConfig
 from bot.channels.wechat.dedup import DatabaseDedup, Dedup, RedisDedup
 from bot.channels.wechat.handler import (
     WECHAT,
@@ -20,8 +22,11 @@ from bot.channels.wechat.handler import (
     WeChatChannel,
     add_routes,
 )
+from bot.channels.wechat.local import LocalWeChatApi
 from store.db import Database
 from store.wechat import KeyStore
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["WECHAT", "DialogueStarting", "WeChatChannel", "WeChatConfig", "install"]
 
@@ -37,6 +42,12 @@ def install(
     """Route /wechat and build the channel at start-up (after the database exists)."""
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        local_api = None
+        settings = config
+        if config.api_base_url == LOCAL_API:
+            local_api = await LocalWeChatApi().start()
+            settings = replace(config, api_base_url=local_api.url)
+            logger.warning("WeChat API: LOCAL stand-in at %s (development only)", local_api.url)
         keys = KeyStore(database())
         dedup: Dedup = (
             RedisDedup(config.redis_url, config.dedup_ttl_s)
@@ -44,15 +55,17 @@ def install(
             else DatabaseDedup(keys, config.dedup_ttl_s)
         )
         channel = WeChatChannel(
-            config,
+            settings,
             respond=respond,
             keep_media=keep_media,
             dedup=dedup,
-            api=build_api(config, keys),
+            api=build_api(settings, keys),
         )
         app[WECHAT] = channel
         yield
         await channel.close()
+        if local_api is not None:
+            await local_api.stop()
 
     app.cleanup_ctx.append(lifecycle)
     add_routes(app)

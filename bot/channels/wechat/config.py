@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_API_BASE = "https://api.weixin.qq.com/cgi-bin/"
+LOCAL_API = "local"  # WECHAT_API_BASE_URL=local: the LOCAL fake API in this process (dev)
 
 
 class WeChatConfigError(ValueError):
@@ -58,17 +59,23 @@ class WeChatConfig:
                 ) from exc
             if not env.get("WECHAT_APP_ID"):
                 raise WeChatConfigError("safe mode (WECHAT_ENCODING_AES_KEY) needs WECHAT_APP_ID")
+        api_base = env.get("WECHAT_API_BASE_URL", "") or DEFAULT_API_BASE
+        app_id, app_secret = env.get("WECHAT_APP_ID", ""), env.get("WECHAT_APP_SECRET", "")
+        if api_base == LOCAL_API:
+            if env.get("ALARMBOT_ENV", "dev") == "prod":
+                raise WeChatConfigError("WECHAT_API_BASE_URL=local is for development only")
+            app_id, app_secret = app_id or "wxLOCALdev", app_secret or "local-dev-secret"
         budget = _number(env, "WECHAT_REPLY_BUDGET_S", 3.0)
         if budget > 4.5:
             raise WeChatConfigError("WECHAT_REPLY_BUDGET_S must leave WeChat's 5 s: at most 4.5")
         return cls(
             token=token,
             encoding_aes_key=aes_key,
-            app_id=env.get("WECHAT_APP_ID", ""),
-            app_secret=env.get("WECHAT_APP_SECRET", ""),
+            app_id=app_id,
+            app_secret=app_secret,
             timestamp_window_s=_number(env, "WECHAT_TIMESTAMP_WINDOW_S", 300),
             reply_budget_s=budget,
-            api_base_url=env.get("WECHAT_API_BASE_URL", "") or DEFAULT_API_BASE,
+            api_base_url=api_base,
             redis_url=env.get("REDIS_URL", ""),
         )
 

@@ -117,12 +117,18 @@ class WeChatChannel:
 
     async def receive(self, request: web.Request) -> web.Response:
         """POST: a message or event pushed by WeChat."""
+        # The budget counts from arrival: the dedup write and reading the body spend it too.
+        deadline = asyncio.get_running_loop().time() + self.config.reply_budget_s
         try:
             push, safe_nonce = await self._checked_push(request)
         except Refused as exc:
             logger.warning("wechat push refused (%d): %s", exc.status, exc.reason)
             return web.Response(status=exc.status, text="forbidden" if exc.status == 403 else "")
-        reply, first = await self._answer(push)
+        try:
+            reply, first = await self._answer(push, deadline)
+        except Exception:  # dedup storage down, say: a kind word, never a 500 to WeChat
+            logger.exception("wechat push not handled")
+            reply, first = BUSY, False
         if push.body_format == "json":
             # The mini-program takes no passive reply: `success`, and the reply by API.
             if reply and first:
@@ -130,7 +136,11 @@ class WeChatChannel:
             return web.Response(text="success")
         if reply is None:
             return web.Response(text="success")
-        xml = passive_reply(reply, to_openid=push.openid, from_account=push.to)
+        # One passive reply per push, cut by WeChat at 2048 bytes: the rest goes by API.
+        first_piece, *rest = split_for_wechat(reply)
+        if rest and first:
+            self._spawn(self._deliver(push.openid, "\n".join(rest)))
+        xml = passive_reply(first_piece, to_openid=push.openid, from_account=push.to)
         if safe_nonce is not None and self._safe is not None:
             xml = self._safe.encrypt(xml, safe_nonce)
         return web.Response(text=xml, content_type="application/xml")
@@ -173,12 +183,12 @@ class WeChatChannel:
 
     # -- the 5-second rule and dedup -------------------------------------------------------
 
-    async def _answer(self, push: Inbound) -> tuple[str | None, bool]:
+    async def _answer(self, push: Inbound, deadline: float) -> tuple[str | None, bool]:
         """(passive reply or None for `success`, whether this copy was the one processed)."""
         key = push.dedup_key
         pending = self._pending.get(key)
         if pending is not None:  # WeChat's retry while we still work on the first copy
-            return await self._within_budget(pending), False
+            return await self._within_budget(pending, deadline), False
         if key in self._answered:
             return self._answered[key], False
         if not await self._dedup.first(key):
@@ -186,11 +196,12 @@ class WeChatChannel:
         pending = _Pending(asyncio.create_task(self._handle_safely(push)))
         self._pending[key] = pending
         pending.task.add_done_callback(lambda task: self._finished(key, push.openid, task))
-        return await self._within_budget(pending), True
+        return await self._within_budget(pending, deadline), True
 
-    async def _within_budget(self, pending: _Pending) -> str | None:
+    async def _within_budget(self, pending: _Pending, deadline: float) -> str | None:
         if not pending.deferred:
-            done, _ = await asyncio.wait({pending.task}, timeout=self.config.reply_budget_s)
+            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            done, _ = await asyncio.wait({pending.task}, timeout=left)
             if done:
                 return pending.task.result()
             pending.deferred = True

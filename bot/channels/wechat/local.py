@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 
 from bot.channels.wechat.protocol import parse_xml, signature
+
+logger = logging.getLogger(__name__)
 
 # The smallest valid JPEG header the attachment check accepts, padded: a stand-in photo.
 LOCAL_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
@@ -182,6 +185,8 @@ class LocalWeChatApi:
         if not self._authorised(request):
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
         self.sent.append(await request.json())
+        # Counts only: a reply can quote what the citizen wrote.
+        logger.info("LOCAL WeChat API: customer-service message %d received", len(self.sent))
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def _media(self, request: web.Request) -> web.Response:
@@ -194,3 +199,39 @@ class LocalWeChatApi:
             return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
         data, mime = found
         return web.Response(body=data, content_type=mime)
+
+
+async def _push_once(url: str, text: str, openid: str) -> Delivery:
+    import os
+
+    sim = LocalWeChatPush(
+        url,
+        os.environ["WECHAT_TOKEN"],
+        encoding_aes_key=os.environ.get("WECHAT_ENCODING_AES_KEY", ""),
+        app_id=os.environ.get("WECHAT_APP_ID", ""),
+    )
+    body = push_xml(
+        openid, "gh_local", "text", int(time.time()), Content=text, MsgId=time.time_ns() // 1000
+    )
+    async with aiohttp.ClientSession() as http:
+        return await sim.push(http, body)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bot.channels.wechat.local "你好"`: one push as WeChat would send it, using
+    WECHAT_TOKEN (and WECHAT_ENCODING_AES_KEY / WECHAT_APP_ID for safe mode) from the env."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("text")
+    parser.add_argument("--url", default="http://127.0.0.1:8080/wechat")
+    parser.add_argument("--openid", default="oLOCALdeveloper0001")
+    args = parser.parse_args(argv)
+    delivery = asyncio.run(_push_once(args.url, args.text, args.openid))
+    print(f"HTTP {delivery.status} after {delivery.attempts} attempt(s)")
+    print(delivery.reply.get("Content", "") if delivery.reply else delivery.body)
+    return 0 if delivery.status == 200 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
