@@ -121,3 +121,44 @@ async def test_a_retry_is_answered_but_processed_once(live_server, live_server_u
     again = await citizen.send(push)
     assert first == again
     assert user_turns(live_server, citizen.openid) == 1
+
+
+@pytest.fixture
+def fake_wechat_api(live_server):  # noqa: ANN001, ANN201
+    """The LOCAL fake WeChat API, plugged into the shared server's channel for one test."""
+    from bot.channels.wechat import WECHAT, WeChatConfig
+    from bot.channels.wechat.client import DatabaseKeys, SharedTokenClient, WeChatApi
+    from bot.channels.wechat.local import LOCAL_JPEG, LocalWeChatApi
+    from store.wechat import KeyStore
+
+    api = live_server.call(LocalWeChatApi(media={"MEDIA-E2E": (LOCAL_JPEG, "image/jpeg")}).start())
+    channel = live_server.app[WECHAT]
+    config = WeChatConfig(token=TOKEN, app_id="wxLOCALe2e", app_secret="s", api_base_url=api.url)
+    keys = DatabaseKeys(KeyStore(live_server.app[RUNTIME].db), live_server._loop, 30)
+    channel.api = WeChatApi(SharedTokenClient(config, keys))
+    yield api
+    channel.api = None
+    live_server.call(api.stop())
+
+
+async def test_a_photo_is_fetched_and_kept_with_the_report(live_server, fake_wechat_api) -> None:  # noqa: ANN001
+    from sqlalchemy import select
+
+    from store.models import Attachment
+
+    citizen = WeChatCitizen(live_server.url)
+    await citizen.say("我的电动车在楼下被人偷了")
+    reply = await citizen.send(
+        citizen.push("image", PicUrl="http://127.0.0.1/p.jpg", MediaId="MEDIA-E2E")
+    )
+    assert reply.startswith("照片已收到")
+
+    async def kept() -> list[tuple[str, str]]:
+        query = select(Attachment.kind, Attachment.mime).where(
+            Attachment.channel == "wechat", Attachment.sender_id == citizen.openid
+        )
+        async with live_server.app[RUNTIME].db.reader() as session:
+            return [tuple(row) for row in await session.execute(query)]
+
+    assert live_server.call(kept()) == [("image", "image/jpeg")]
+    assert fake_wechat_api.token_fetches == 1
