@@ -9,10 +9,12 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wechatpy.crypto import WeChatCrypto
 
 from bot.channels.wechat import WECHAT, WeChatChannel, WeChatConfig
 from bot.channels.wechat.client import SharedTokenClient, WeChatApi
@@ -532,3 +534,49 @@ async def test_create_app_routes_wechat_only_when_configured(aiohttp_client, tmp
     # No model here: a push is answered politely, never with an error.
     response = await http.post("/wechat", params=query, data=text("你好", msg_id=501).encode())
     assert "110" in parse_xml((await response.text()).encode())["Content"]
+
+
+# -- the simulator's own retries, and fuzzing behind a valid signature -------------------------
+
+
+async def test_simulator_retries_are_processed_once(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    dialogue.delay_s = 0.5
+    sim = simulator(http, safe=True)
+    sim.timeout_s = 0.2  # WeChat's 5 s, scaled down: the first copies time out, a retry answers
+    async with aiohttp.ClientSession() as session:
+        delivery = await sim.push(session, text("慢回复", msg_id=600))
+    assert delivery.status == 200 and delivery.attempts > 1
+    assert delivery.reply is not None and delivery.reply["Content"] == "收到：慢回复"
+    assert len(dialogue.turns) == 1
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    encrypt=st.text(alphabet=st.characters(codec="ascii"), max_size=300),
+    plaintext=st.one_of(
+        st.text(max_size=200),
+        st.text(max_size=100).map(lambda t: f"<xml><FromUserName>{t}</FromUserName></xml>"),
+    ),
+    use_plaintext=st.booleans(),
+)
+async def test_fuzzed_safe_mode_behind_a_valid_msg_signature_never_500(
+    client, encrypt, plaintext, use_plaintext
+) -> None:  # noqa: ANN001
+    """What only WeChat (or someone with our token) could send: still never a 500."""
+    http, _ = await client()
+    ts, nonce = str(int(time.time())), "7"
+    if use_plaintext:  # well encrypted, arbitrary content
+        crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+        encrypt = parse_xml(crypto.encrypt_message(plaintext, nonce, ts).encode())["Encrypt"]
+    if "]]>" in encrypt:
+        return
+    body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    query = {
+        "timestamp": ts,
+        "nonce": nonce,
+        "encrypt_type": "aes",
+        "msg_signature": signature(TOKEN, ts, nonce, encrypt.strip()),
+    }
+    response = await http.post("/wechat", params=query, data=body.encode())
+    assert response.status in (200, 400, 403)

@@ -4,10 +4,16 @@ two workers (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
+import subprocess
+import time
 
-from bot.channels.wechat.client import DatabaseKeys, SharedTokenClient, WeChatApi
+import pytest
+
+from bot.channels.wechat.client import DatabaseKeys, RedisKeys, SharedTokenClient, WeChatApi
 from bot.channels.wechat.config import WeChatConfig
-from bot.channels.wechat.dedup import DatabaseDedup
+from bot.channels.wechat.dedup import DatabaseDedup, RedisDedup
 from bot.channels.wechat.local import LocalWeChatApi
 from store.db import Database
 from store.wechat import KeyStore
@@ -44,15 +50,65 @@ async def test_keystore_get_set_purge(db: Database) -> None:
 
 async def test_two_workers_refresh_the_token_once(db: Database) -> None:
     api = await LocalWeChatApi(token_delay_s=0.2).start()
+    engines = [Database(db.url) for _ in range(2)]  # each worker its own connections
     try:
         config = WeChatConfig(token="t", app_id="wxLOCAL", app_secret="s", api_base_url=api.url)
         loop = asyncio.get_running_loop()
         workers = [
-            WeChatApi(SharedTokenClient(config, DatabaseKeys(KeyStore(db), loop, 30)))
-            for _ in range(2)
+            WeChatApi(SharedTokenClient(config, DatabaseKeys(KeyStore(e), loop, 30)))
+            for e in engines
         ]
         await asyncio.gather(*(w.send_text(f"oLOCAL{i}", "hi") for i, w in enumerate(workers)))
         assert api.token_fetches == 1
         assert len(api.sent) == 2
+    finally:
+        await api.stop()
+        for engine in engines:
+            await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A throwaway redis-server on a loopback port (skipped where Redis is not installed)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    for _ in range(100):
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+async def test_redis_dedup(redis_url: str) -> None:
+    dedup = RedisDedup(redis_url, ttl_s=60, prefix=f"t:{time.time_ns()}:")
+    results = await asyncio.gather(*(dedup.first("msg:1") for _ in range(5)))
+    assert results.count(True) == 1
+    await dedup.forget("msg:1")
+    assert await dedup.first("msg:1") is True
+
+
+async def test_two_workers_refresh_the_token_once_on_redis(redis_url: str) -> None:
+    api = await LocalWeChatApi(token_delay_s=0.2).start()
+    try:
+        config = WeChatConfig(
+            token="t", app_id=f"wx{time.time_ns()}", app_secret="s", api_base_url=api.url
+        )
+        workers = [WeChatApi(SharedTokenClient(config, RedisKeys(redis_url))) for _ in range(2)]
+        await asyncio.gather(*(w.send_text(f"oLOCAL{i}", "hi") for i, w in enumerate(workers)))
+        assert api.token_fetches == 1 and len(api.sent) == 2
     finally:
         await api.stop()
