@@ -24,6 +24,7 @@ from actions.services import ActionServices
 from bot.callbacks import setup_callbacks
 from bot.channels import wechat
 from bot.dialogue import Dialogue, InProcessActions, load_agent
+from bot.mediator_portal import setup_portal
 from bot.model import find_model
 from bot.observability import Metrics, request_id_var
 from bot.settings import Settings
@@ -475,6 +476,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_handoff)
     setup_callbacks(app, lambda: (app[RUNTIME].db, app[RUNTIME].cipher))
+    setup_portal(app, lambda: app[HANDOFF].mediation if HANDOFF in app else None)
     app.cleanup_ctx.append(_dialogue)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
