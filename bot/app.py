@@ -463,7 +463,12 @@ def _install_wechat(app: web.Application, config: wechat.WeChatConfig) -> None:
         return text
 
     wechat.install(
-        app, config, database=lambda: app[RUNTIME].db, respond=respond, keep_media=keep_media
+        app,
+        config,
+        database=lambda: app[RUNTIME].db,
+        respond=respond,
+        keep_media=keep_media,
+        registry=app[METRICS].registry,
     )
 
 

@@ -534,6 +534,11 @@ async def test_create_app_routes_wechat_only_when_configured(aiohttp_client, tmp
     # No model here: a push is answered politely, never with an error.
     response = await http.post("/wechat", params=query, data=text("你好", msg_id=501).encode())
     assert "110" in parse_xml((await response.text()).encode())["Content"]
+    response = await http.post("/wechat", params={**query, "signature": "0" * 40}, data=b"<xml/>")
+    assert response.status == 403
+    exported = await (await http.get("/metrics")).text()
+    assert 'alarmbot_wechat_pushes_total{outcome="processed"} 1.0' in exported
+    assert 'alarmbot_wechat_pushes_total{outcome="refused_403"} 1.0' in exported
 
 
 # -- the simulator's own retries, and fuzzing behind a valid signature -------------------------

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
 
 from bot.channels.wechat.client import build_api
 from bot.channels.wechat.config import LOCAL_API, WeChatConfig
@@ -38,8 +39,16 @@ def install(
     database: Callable[[], Database],
     respond: Respond,
     keep_media: KeepMedia,
+    registry: CollectorRegistry | None = None,
 ) -> None:
     """Route /wechat and build the channel at start-up (after the database exists)."""
+    pushes = Counter(
+        "alarmbot_wechat_pushes",
+        "WeChat pushes by outcome: processed, retry, duplicate, deferred (reply by API), "
+        "delivered/undelivered (API reply), refused_400/403/413, error",
+        ["outcome"],
+        registry=registry if registry is not None else CollectorRegistry(),
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         local_api = None
@@ -60,6 +69,7 @@ def install(
             keep_media=keep_media,
             dedup=dedup,
             api=build_api(settings, keys),
+            count=lambda outcome: pushes.labels(outcome).inc(),
         )
         app[WECHAT] = channel
         yield

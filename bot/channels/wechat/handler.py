@@ -81,8 +81,10 @@ class WeChatChannel:
         keep_media: KeepMedia,
         dedup: Dedup,
         api: WeChatApi | None,
+        count: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self._count = count or (lambda outcome: None)  # for /metrics: outcomes, no content
         self._respond = respond
         self._keep_media = keep_media
         self._dedup = dedup
@@ -123,11 +125,13 @@ class WeChatChannel:
             push, safe_nonce = await self._checked_push(request)
         except Refused as exc:
             logger.warning("wechat push refused (%d): %s", exc.status, exc.reason)
+            self._count(f"refused_{exc.status}")
             return web.Response(status=exc.status, text="forbidden" if exc.status == 403 else "")
         try:
             reply, first = await self._answer(push, deadline)
         except Exception:  # dedup storage down, say: a kind word, never a 500 to WeChat
             logger.exception("wechat push not handled")
+            self._count("error")
             reply, first = BUSY, False
         if push.body_format == "json":
             # The mini-program takes no passive reply: `success`, and the reply by API.
@@ -188,11 +192,15 @@ class WeChatChannel:
         key = push.dedup_key
         pending = self._pending.get(key)
         if pending is not None:  # WeChat's retry while we still work on the first copy
+            self._count("retry")
             return await self._within_budget(pending, deadline), False
         if key in self._answered:
+            self._count("retry")
             return self._answered[key], False
         if not await self._dedup.first(key):
+            self._count("duplicate")
             return None, False  # handled by another worker (or before a restart)
+        self._count("processed")
         pending = _Pending(asyncio.create_task(self._handle_safely(push)))
         self._pending[key] = pending
         pending.task.add_done_callback(lambda task: self._finished(key, push.openid, task))
@@ -205,6 +213,7 @@ class WeChatChannel:
             if done:
                 return pending.task.result()
             pending.deferred = True
+            self._count("deferred")
         return None
 
     def _finished(self, key: str, openid: str, task: asyncio.Task[str | None]) -> None:
@@ -227,13 +236,17 @@ class WeChatChannel:
         """The late reply, as customer-service messages (the citizen wrote just now, so
         WeChat's 48-hour window is open)."""
         if self.api is None:
+            self._count("undelivered")
             logger.warning("wechat reply missed the budget and cannot be sent: no app secret")
             return
         try:
             for piece in split_for_wechat(text)[:MAX_CUSTOM_MESSAGES]:
                 await self.api.send_text(openid, piece)
         except WeChatApiError as exc:
+            self._count("undelivered")
             logger.error("wechat customer-service message not delivered: %s", exc)
+        else:
+            self._count("delivered")
 
     async def close(self, timeout_s: float = 10) -> None:
         """Let late replies go out before the worker stops (or give up after `timeout_s`)."""
