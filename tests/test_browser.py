@@ -323,3 +323,20 @@ async def test_photo_upload_refuses_a_wrong_file_on_the_phone(live_server_url):
         await expect(retry).to_have_count(0)
         script_errors = [e for e in page.errors if "ERR_INTERNET_DISCONNECTED" not in e]
         assert not script_errors, script_errors
+
+
+async def test_news_about_a_report_appears_in_the_chat_once(live_server, live_server_url):
+    from bot.app import RUNTIME
+    from store.notices import NoticeBoard
+
+    async with open_page(live_server_url) as page:
+        sender = await page.evaluate("() => localStorage.getItem('alarmbot.sender')")
+        runtime = live_server.app[RUNTIME]
+        text = "您的报警（编号2026112300001）正在由相关部门办理中。"
+        live_server.call(NoticeBoard(runtime.db, runtime.cipher).post("web", sender, text))
+        await page.reload()
+        await expect(page.locator(BOT).filter(has_text="正在由相关部门办理中")).to_have_count(1)
+        await page.reload()  # handed out once; the transcript keeps it
+        await page.wait_for_load_state("networkidle")
+        await expect(page.locator(BOT).filter(has_text="正在由相关部门办理中")).to_have_count(1)
+        assert not page.errors, page.errors

@@ -6,6 +6,8 @@
   'use strict';
 
   var API_CHAT = '/api/chat';
+  var API_UPDATES = '/api/updates';
+  var UPDATES_EVERY_MS = 20000;
   var API_UPLOAD = '/api/upload';
   var TIMEOUT_MS = 15000;
   var UPLOAD_TIMEOUT_MS = 120000;  // 10 MB over a weak mobile link
@@ -563,4 +565,30 @@
   onInputChanged();
   refreshControls();
   scrollToEnd();
+
+  /* ---------- news about the citizen's reports (12345 replies, mediator assigned) ---------- */
+
+  // Each message is handed out once by the server, so a second tab does not repeat it.
+  function pollUpdates() {
+    if (document.hidden) return;
+    var xhr = new XMLHttpRequest();
+    xhr.open('GET', API_UPDATES + '?sender=' + encodeURIComponent(sender), true);
+    xhr.timeout = TIMEOUT_MS;
+    xhr.onload = function () {
+      var data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (e) { return; }
+      if (xhr.status !== 200 || !data || !Array.isArray(data.messages)) return;
+      if (!data.messages.length) return;
+      data.messages.forEach(function (m) {
+        var bot = cleanItem({ who: 'bot', text: m && m.text });
+        if (bot) addItem(bot);
+      });
+      saveTranscript();
+      scrollToEnd();
+    };
+    xhr.send();
+  }
+  pollUpdates();
+  setInterval(pollUpdates, UPDATES_EVERY_MS);
+  document.addEventListener('visibilitychange', pollUpdates);
 })();
