@@ -13,12 +13,17 @@ class CitizenDirectory:
         self._db = db
 
     async def is_registered(self, channel: str, sender_id: str) -> bool:
-        query = select(Citizen.status).where(
-            Citizen.channel == channel, Citizen.sender_id == sender_id
+        return await self.registered_id(channel, sender_id) is not None
+
+    async def registered_id(self, channel: str, sender_id: str) -> int | None:
+        """The citizen's id when registered (an incident links to it), else None."""
+        query = select(Citizen.id).where(
+            Citizen.channel == channel,
+            Citizen.sender_id == sender_id,
+            Citizen.status == "registered",
         )
         async with self._db.reader() as session:
-            status = (await session.execute(query)).scalar_one_or_none()
-        return status == "registered"
+            return (await session.execute(query)).scalar_one_or_none()
 
 
 def conversation_key(channel: str, sender_id: str) -> str:

@@ -50,6 +50,8 @@ class PiiCipher:
             raise PiiKeyError(f"{KEY_ENV} must decode to 32 bytes, got {len(master_key)}")
         self._aead = AESGCM(_derive(master_key, b"alarmbot/aes-gcm/v1"))
         self._hash_key = _derive(master_key, b"alarmbot/lookup-hmac/v1")
+        # Its own sub-key: the MACs of SMS one-time codes (routing/otp.py).
+        self.otp_key = _derive(master_key, b"alarmbot/otp-hmac/v1")
 
     def seal(self, plaintext: str, context: str = "") -> bytes:
         """Encrypt `plaintext`; `context` (e.g. the column name) is authenticated, not stored."""
