@@ -7,6 +7,15 @@ from rasa_sdk.executor import ActionExecutor
 from actions.greet import ActionGreet
 from actions.incident_form import ValidateIncidentForm
 from actions.my_incidents import ActionCancelIncident, ActionMyIncidents
+from actions.registration_form import (
+    ActionAskRegConfirm,
+    ActionChangePhone,
+    ActionDeleteMyData,
+    ActionFinishRegistration,
+    ActionMyInfo,
+    ActionStartRegistration,
+    ValidateRegistrationForm,
+)
 from actions.report_finish import ActionAskReportConfirm, ActionFinishReport
 from actions.services import ActionServices, UsesServices
 from actions.triage_report import ActionTriageReport, ActionUnclearMessage
@@ -20,6 +29,13 @@ ACTION_CLASSES = (
     ActionFinishReport,
     ActionMyIncidents,
     ActionCancelIncident,
+    ValidateRegistrationForm,
+    ActionAskRegConfirm,
+    ActionFinishRegistration,
+    ActionStartRegistration,
+    ActionChangePhone,
+    ActionMyInfo,
+    ActionDeleteMyData,
 )
 
 

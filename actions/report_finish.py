@@ -114,4 +114,10 @@ class ActionFinishReport(UsesServices, Action):
         language = language_of_slots(slots)
         say(dispatcher, "submitted", language, number=number)
         dispatcher.utter_message(text=NEXT_STEP[decision.route][language == "en"])
+        channel, sender_id = reporter(tracker)
+        if language == "zh" and not await self.services.citizens.is_registered(channel, sender_id):
+            dispatcher.utter_message(
+                text="您还没有实名登记，完成登记后接警员核实更快。",
+                buttons=[{"title": "实名登记", "payload": "/register"}],
+            )
         return reset_report()

@@ -182,12 +182,13 @@ async def sync_incident(
             await services.incidents.submit(number, actor="system")
         return []
     channel, sender_id = reporter(tracker)
-    registered = await services.citizens.is_registered(channel, sender_id)
+    citizen_id = await services.citizens.registered_id(channel, sender_id)
     record = await services.incidents.open_draft(
         channel,
         sender_id,
         emergency=emergency,
-        verified=registered,
+        verified=citizen_id is not None,
+        citizen_id=citizen_id,
         status="received" if emergency else "draft",
         **common,
     )

@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from routing.registration import RegistrationService, build_registration
 from store.citizens import CitizenDirectory
 from store.crypto import PiiCipher, resolve_pii_key
 from store.db import Database, default_sqlite_url
 from store.incidents import IncidentBook
+from store.registrations import RegistrationStore
 
 
 @dataclass
 class ActionServices:
     citizens: CitizenDirectory
     incidents: IncidentBook
+    registration: RegistrationService
 
     @classmethod
-    def from_database(cls, db: Database, cipher: PiiCipher) -> ActionServices:
-        return cls(citizens=CitizenDirectory(db), incidents=IncidentBook(db, cipher))
+    def from_database(
+        cls,
+        db: Database,
+        cipher: PiiCipher,
+        env: Mapping[str, str] | None = None,
+        var_dir: Path = Path("var"),
+    ) -> ActionServices:
+        store = RegistrationStore(db, cipher)
+        env = os.environ if env is None else env
+        return cls(
+            citizens=CitizenDirectory(db),
+            incidents=IncidentBook(db, cipher),
+            registration=build_registration(store, cipher.otp_key, env, var_dir),
+        )
 
     @classmethod
     def from_env(cls) -> ActionServices:
@@ -28,7 +44,7 @@ class ActionServices:
         url = os.environ.get("DATABASE_URL") or default_sqlite_url(var_dir)
         allow_dev_key = os.environ.get("ALARMBOT_ENV", "dev") != "prod"
         key = resolve_pii_key(os.environ, var_dir, allow_dev_key=allow_dev_key)
-        return cls.from_database(Database(url), PiiCipher(key))
+        return cls.from_database(Database(url), PiiCipher(key), os.environ, var_dir)
 
 
 class UsesServices:

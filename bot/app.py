@@ -413,7 +413,14 @@ async def _load_dialogue(app: web.Application) -> None:
             endpoint = EndpointConfig(url=settings.action_endpoint_url)
         else:
             endpoint = InProcessActions(
-                build_executor(ActionServices.from_database(runtime.db, runtime.cipher))
+                build_executor(
+                    ActionServices.from_database(
+                        runtime.db,
+                        runtime.cipher,
+                        {**os.environ, "ALARMBOT_ENV": settings.env},
+                        settings.var_dir,
+                    )
+                )
             )
         transcript = ConversationLog(runtime.db, runtime.cipher)
         tracker_store = SealedSQLTrackerStore(runtime.db, runtime.cipher, transcript=transcript)

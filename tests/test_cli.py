@@ -78,11 +78,11 @@ def test_train_skips_when_the_data_did_not_change(env: dict[str, str]) -> None:
 
 def test_terminal_chat_goes_through_the_web_path(env: dict[str, str]) -> None:
     assert run(["db", "upgrade"], env).returncode == 0
-    result = run(["chat", "--sender", "cli-test"], env, stdin="你好\n2\n/quit\n")
+    result = run(["chat", "--sender", "cli-test"], env, stdin="你好\n3\n/quit\n")
     assert result.returncode == 0, result.stderr
     assert "助手：您好" in result.stdout
     assert "[1] 我要报警" in result.stdout
-    assert "拨打110" in result.stdout, "button 2 (怎么使用) was sent as its payload"
+    assert "拨打110" in result.stdout, "button 3 (怎么使用) was sent as its payload"
 
 
 def test_triage_one_text(env: dict[str, str]) -> None:
