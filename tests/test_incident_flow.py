@@ -132,6 +132,7 @@ async def test_bad_answers_get_a_hint_and_lose_nothing(citizen: Citizen) -> None
         assert "文字" in reply
     too_long = await citizen.say("很" * 5000, status=413)
     assert "字" in too_long
+    assert "请用文字告诉我" in await citizen.say("   ")
     reply = await citizen.say("地铁2号线人民广场站")
     assert "什么时候" in reply
     reply = await citizen.say("就在刚才")

@@ -156,3 +156,27 @@ async def test_declining_keeps_reporting_open(citizen: Citizen) -> None:
     reply = await citizen.answer("no")
     assert "不用登记" in reply
     assert "地点" in await citizen.say("我的手机在地铁上被偷了")
+
+
+async def test_registration_resumes_after_a_restart(model_path, tmp_path) -> None:  # noqa: ANN001
+    from tests.support import ServerThread, make_settings
+
+    person = fake_identity(508)
+    settings = make_settings(tmp_path, model_path.parent)
+    first = ServerThread(settings).start()
+    try:
+        citizen = Citizen(first.url, "restart-registration")
+        await citizen.press("/register")
+        await citizen.answer("yes")
+        await citizen.say(person.name)
+    finally:
+        first.stop()
+    second = ServerThread(settings).start()
+    try:
+        citizen.url = second.url
+        assert "手机号" in await citizen.say(person.id_number), "goes on with the next step"
+        await citizen.say(person.phone)
+        card = await citizen.say(sms_code(second, person.phone))
+        assert "请核对" in card and f"{person.name[0]}*" in card
+    finally:
+        second.stop()
