@@ -24,7 +24,7 @@ from routing.handoff.mediation import MediationSupervisor
 from routing.handoff.messages import mask_id_numbers
 from routing.identity import mask_phone
 from routing.triage import default_policy
-from store.mediation import ACCEPTED, BOOKING, OFFERED, ON_DUTY
+from store.mediation import ACCEPTED, OFFERED, ON_DUTY
 
 logger = logging.getLogger(__name__)
 
@@ -133,15 +133,7 @@ async def answer(request: web.Request) -> web.Response:
     elif action == "decline":
         await supervisor.answer(assignment_id, accepted=False)
     elif action == "arrive":
-        d = supervisor.dispatcher
-        if await d.desk.arrive(assignment_id):
-            found = await d.desk.assignment(assignment_id)
-            case = None if found is None else await d.desk.case(found.case_id)
-            if case is not None and found is not None:
-                what = "已到场" if case.mode != BOOKING else "已与报警人约定调解时间"
-                await d.incidents.add_note(
-                    case.number, f"人民调解员 {found.mediator_id} {what}", actor="mediation"
-                )
+        await supervisor.arrive(assignment_id)
     else:
         raise web.HTTPNotFound()
     raise web.HTTPSeeOther(location=request.path.rsplit("/", 1)[0])

@@ -284,7 +284,8 @@ async def test_on_site_in_time_stops_the_clock(harness_at) -> None:  # noqa: ANN
     _, (offer,) = await h.case(number)
     await h.supervisor.answer(offer.id, accepted=True)
     h.clock.advance(hours=1)
-    assert await h.desk.arrive(offer.id)
+    assert await h.supervisor.arrive(offer.id)
+    assert not await h.supervisor.arrive(offer.id)
     h.clock.advance(hours=5)
     assert await h.supervisor.run_once() == [] and h.escalations == []
 

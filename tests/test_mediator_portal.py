@@ -10,6 +10,7 @@ from aiohttp import web
 from bot.mediator_portal import setup_portal
 from routing.handoff.links import sign_link
 from store.db import Database
+from store.incidents import IN_PROGRESS
 from store.mediation import ACCEPTED, CASE_ON_SITE, DECLINED, OFFERED
 from tests.test_mediation import KEY, Harness, shanghai
 
@@ -45,6 +46,7 @@ async def test_the_link_in_the_text_opens_the_case_and_takes_the_answers(
     await client.post(path + "/arrive")
     case, (offer,) = await h.case(number)
     assert case.state == CASE_ON_SITE
+    assert (await h.book.get(number)).status == IN_PROGRESS
     assert any("已到场" in note for note in await h.notes(number))
 
 

@@ -49,7 +49,7 @@ from routing.handoff.messages import HandoffMessage
 from routing.mediators import Roster
 from routing.notify import CitizenNotifier, notify_quietly
 from routing.schedule import MediationSchedule, PlanMode
-from store.incidents import IncidentBook
+from store.incidents import IN_PROGRESS, IncidentBook, IncidentClosed
 from store.mediation import (
     ACCEPTED,
     BOOKING,
@@ -183,6 +183,8 @@ class MediationDispatcher:
             f"请其在{_local_text(self.schedule, assignment.answer_due_at)}前接单",
             actor=ACTOR,
         )
+        if not assignments:  # the case's first offer (whoever made it: adapter or supervisor)
+            await self.tell_citizen(case.number, self.assigned_text(case))
         return assignment
 
     def link(self, assignment: AssignmentView) -> str:
@@ -307,8 +309,6 @@ class MediationAdapter:
             offered = await d.offer_next(case, assignments)
             if offered is not None:
                 assignments = [*assignments, offered]
-                if created:
-                    await d.tell_citizen(case.number, d.assigned_text(case))
         for assignment in assignments:
             if assignment.state == OFFERED and assignment.sms_ref is None:
                 await d.send_offer(case, assignment)
@@ -405,6 +405,24 @@ class MediationSupervisor:
                 await d.send_offer(case, offered)
             except SmsDeliveryError as exc:  # the next pass sends it
                 logger.warning("mediation case %s: text not sent (%s)", case.id, exc)
+        return True
+
+    async def arrive(self, assignment_id: int) -> bool:
+        """The accepted mediator is on site (or has booked the time): the clock stops and
+        the incident is 处理中 (in_progress); a closed or withdrawn one only gets the note."""
+        d = self.dispatcher
+        if not await d.desk.arrive(assignment_id):
+            return False
+        assignment = await d.desk.assignment(assignment_id)
+        case = None if assignment is None else await d.desk.case(assignment.case_id)
+        if assignment is None or case is None:
+            return True
+        what = "已到场" if case.mode == ON_DUTY else "已与报警人约定调解时间"
+        note = f"人民调解员 {assignment.mediator_id} {what}"
+        try:
+            await d.incidents.set_status(case.number, IN_PROGRESS, actor=ACTOR, note=note)
+        except IncidentClosed:
+            await d.incidents.add_note(case.number, note, actor=ACTOR)
         return True
 
     async def run_forever(self, stop: asyncio.Event) -> None:
