@@ -392,6 +392,9 @@ async def _handoff(app: web.Application) -> AsyncIterator[None]:
     def escalated(reason: str) -> None:
         metrics.mediation_escalations.labels(reason).inc()
 
+    def missing_year(year: int) -> None:
+        metrics.calendar_missing_year.labels(str(year)).inc()
+
     async with running_handoff(
         runtime.db,
         runtime.cipher,
@@ -400,6 +403,7 @@ async def _handoff(app: web.Application) -> AsyncIterator[None]:
         on_attempt=attempted,
         on_dead=dead,
         on_escalation=escalated,
+        on_missing_year=missing_year,
     ) as handoff:
         app[HANDOFF] = handoff
         yield
@@ -476,6 +480,9 @@ def _install_wechat(app: web.Application, config: wechat.WeChatConfig) -> None:
         respond=respond,
         keep_media=keep_media,
         registry=app[METRICS].registry,
+        last_buttons=lambda openid: wechat.tracker_payloads(
+            ready().agent.tracker_store, "wechat", openid
+        ),
     )
 
 

@@ -136,6 +136,13 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.calendar_missing_year = Counter(
+            "alarmbot_calendar_missing_year",
+            "Work-day look-ups in a year without holiday data (Mon-Fri fallback): update "
+            "routing/calendar/cn_workdays.yml",
+            ["year"],
+            registry=self.registry,
+        )
         self.outbox = Gauge(
             "alarmbot_outbox_rows",
             "Outbox rows by status (pending, sending, sent, dead)",

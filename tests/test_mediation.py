@@ -40,7 +40,6 @@ from routing.handoff.wiring import build_mediation, running_handoff
 from routing.mediators import EXAMPLE_FILE, Roster
 from routing.notify import StoredNotifier
 from routing.schedule import MediationSchedule
-from routing.workdays import WorkCalendar
 from store import migrate
 from store.crypto import PiiCipher
 from store.db import Database
@@ -91,10 +90,8 @@ class Harness:
         self.db = db
         self.clock = Clock(start)
         self.missing_years = missing_years if missing_years is not None else []
-        calendar = WorkCalendar.from_file(
-            "routing/calendar/cn_workdays.yml", on_missing_year=self.missing_years.append
-        )
-        self.schedule = MediationSchedule.from_file(calendar=calendar)
+        self.schedule = MediationSchedule.from_file(on_missing_year=self.missing_years.append)
+        calendar = self.schedule.calendar
         self.roster = Roster.from_file(EXAMPLE_FILE).with_calendar(calendar)
         self.sms = LocalSmsOutbox(None)
         self.book = IncidentBook(db, CIPHER, now=self.clock)
@@ -610,3 +607,10 @@ def test_in_prod_mediation_waits_for_a_roster_and_an_sms_gateway(db: Database) -
     supervisor = build_mediation(db, CIPHER, full, Path("var"), incidents=book)
     assert supervisor is not None and supervisor.interval_s == 5
     assert supervisor.dispatcher.sms.url == "https://sms.example/messages"
+
+    missing: list[int] = []
+    dev = build_mediation(
+        db, CIPHER, {}, Path("var"), incidents=book, on_missing_year=missing.append
+    )
+    assert dev is not None and dev.dispatcher.schedule.is_open(shanghai(2027, 3, 1, 10, 0))
+    assert missing == [2027]

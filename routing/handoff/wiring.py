@@ -211,6 +211,7 @@ async def running_handoff(
     *,
     notifier: CitizenNotifier | None = None,
     on_escalation: EscalationCallback | None = None,
+    on_missing_year: Callable[[int], None] | None = None,
     **relay_options: Any,  # noqa: ANN401 - passed on to build_relay
 ) -> AsyncIterator[Handoff]:
     """Run the handoff for an app's lifetime (an aiohttp cleanup_ctx body).
@@ -221,7 +222,8 @@ async def running_handoff(
     `relay_options` go to `build_relay` (contacts, on_attempt, on_dead, extra_adapters…).
     Unless `extra_adapters` has one, mediation is built here (`build_mediation`) and its
     supervisor runs beside the relay; `notifier` tells citizens (default: stored notices for
-    the H5 page), `on_escalation` counts escalations.
+    the H5 page), `on_escalation` counts escalations, `on_missing_year(year)` counts look-ups
+    in a year the work-day calendar has no data for (Mon–Fri fallback).
     """
     async with AsyncExitStack() as stack:
         local_urls: dict[str, str] = {}
@@ -246,6 +248,7 @@ async def running_handoff(
                 notifier=notifier or StoredNotifier(NoticeBoard(db, cipher, now=clock)),
                 clock=clock,
                 on_escalation=on_escalation,
+                on_missing_year=on_missing_year,
             )
             if supervisor is not None:
                 extra[MEDIATION] = MediationAdapter(supervisor.dispatcher)
