@@ -36,7 +36,12 @@ from routing.handoff.mediation import (
 )
 from routing.handoff.messages import build_message
 from routing.handoff.relay import OutboxRelay
-from routing.handoff.wiring import build_mediation, running_handoff
+from routing.handoff.wiring import (
+    build_mediation,
+    build_relay,
+    running_handoff,
+    working_day_deadline,
+)
 from routing.mediators import EXAMPLE_FILE, Roster
 from routing.notify import StoredNotifier
 from routing.schedule import MediationSchedule
@@ -60,7 +65,7 @@ from store.mediation import (
 )
 from store.models import MediationAssignment
 from store.notices import NoticeBoard
-from store.outbox import MEDIATION, Outbox
+from store.outbox import MEDIATION, WORKORDER_12345, Outbox
 
 CIPHER = PiiCipher(b"m" * 32)
 SH = ZoneInfo("Asia/Shanghai")
@@ -614,3 +619,16 @@ def test_in_prod_mediation_waits_for_a_roster_and_an_sms_gateway(db: Database) -
     )
     assert dev is not None and dev.dispatcher.schedule.is_open(shanghai(2027, 3, 1, 10, 0))
     assert missing == [2027]
+
+
+def test_12345_deadlines_count_working_days_from_the_calendar(db: Database) -> None:
+    relay = build_relay(db, CIPHER, {}, local_urls={WORKORDER_12345: "http://127.0.0.1:1/x"})
+    deadline = relay.adapters[WORKORDER_12345]._deadline
+    # 2026-02-13 (Fri) + 2 working days: 02-14 is a 调休 Saturday, then the Spring Festival
+    # until 02-23, so 02-24; closing time 17:00.
+    assert deadline(shanghai(2026, 2, 13, 20, 0), "construction_noise") == shanghai(
+        2026, 2, 24, 17, 0
+    )
+    assert deadline(shanghai(2026, 11, 23, 10, 0), "property") == shanghai(2026, 11, 30, 17, 0)
+    fallback = working_day_deadline(MediationSchedule.from_file())  # 2027: Mon–Fri
+    assert fallback(shanghai(2027, 1, 1, 10), "x") == shanghai(2027, 1, 12, 17, 0)

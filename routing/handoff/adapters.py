@@ -308,8 +308,9 @@ class HttpCadAdapter(HttpJsonAdapter):
 
 # --- 12345: citizen hotline work orders ----------------------------------------------------
 
-# Deadline (办理时限) per 12345 category, in calendar days from the transfer. A local default,
-# not an official rule: the mediation work supplies a working-day schedule to pass instead.
+# Deadline (办理时限) per 12345 category, in days from the transfer. A local default, not an
+# official rule. `calendar_deadline` reads them as calendar days; `build_relay` passes
+# `wiring.working_day_deadline` instead, which reads them as working days (调休, holidays).
 DEFAULT_DEADLINE_DAYS: Mapping[str, int] = {
     "construction_noise": 2,
     "utilities": 2,

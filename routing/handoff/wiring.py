@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from routing.adapters.sms import HttpSmsGateway, LocalSmsOutbox, SmsGateway
-from routing.handoff.adapters import HandoffAdapter, HttpCadAdapter, HttpWorkOrderAdapter
+from routing.handoff.adapters import (
+    DEFAULT_DEADLINE_DAYS,
+    FALLBACK_DEADLINE_DAYS,
+    DeadlineFn,
+    HandoffAdapter,
+    HttpCadAdapter,
+    HttpWorkOrderAdapter,
+    calendar_deadline,
+)
 from routing.handoff.links import link_key
 from routing.handoff.local_receivers import (
     LOCAL_CAD,
@@ -87,6 +95,28 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def working_day_deadline(schedule: MediationSchedule) -> DeadlineFn:
+    """办理时限 in working days: DEFAULT_DEADLINE_DAYS read as working days, counted by the
+    schedule's calendar (调休 and holidays) and ending at closing time (schedule's rules)."""
+
+    def deadline(start: datetime, category: str) -> datetime:
+        days = DEFAULT_DEADLINE_DAYS.get(category, FALLBACK_DEADLINE_DAYS)
+        return schedule.workorder_deadline(start, days)
+
+    return deadline
+
+
+def workorder_deadlines(env: Mapping[str, str]) -> DeadlineFn:
+    """Working-day deadlines from MEDIATION_FILE's calendar; calendar days, loudly, if that
+    file cannot be read (a work order with a rough deadline beats no work order)."""
+    try:
+        schedule = MediationSchedule.from_file(env.get("MEDIATION_FILE") or SCHEDULE_FILE)
+    except (OSError, ValueError) as exc:
+        logger.error("12345 deadlines fall back to calendar days: %s", exc)
+        return calendar_deadline
+    return working_day_deadline(schedule)
+
+
 def missing_urls(env: Mapping[str, str]) -> list[str]:
     """Targets whose URL is not configured (they need a local stand-in in development)."""
     return [target for target, prefix in _HTTP_TARGETS.items() if not env.get(f"{prefix}_URL")]
@@ -122,7 +152,9 @@ def build_relay(
         if target == CAD110:
             adapters[target] = HttpCadAdapter(url, token, timeout_s)
         else:
-            adapters[target] = HttpWorkOrderAdapter(url, token, timeout_s)
+            adapters[target] = HttpWorkOrderAdapter(
+                url, token, timeout_s, deadline=workorder_deadlines(env)
+            )
     adapters.update(extra_adapters or {})
     return OutboxRelay(
         Outbox(db, cipher, now=clock),
