@@ -11,8 +11,10 @@ import pytest
 from rasa.shared.core.events import UserUttered
 
 from bot.app import RUNTIME
+from bot.channels.wechat import WECHAT
 from bot.channels.wechat.local import LocalWeChatPush, push_xml
 from bot.channels.wechat.protocol import signature
+from bot.channels.wechat.render import ButtonMemory
 from store.citizens import conversation_key
 from store.incidents import IncidentBook
 from tests.support import WECHAT_TEST_ENV, ServerThread
@@ -91,6 +93,7 @@ async def test_civic_report_over_numbered_replies(live_server, live_server_url: 
     assert "12345" in reply
     reply = await citizen.say("浦东新区世纪大道100号")
     assert "回复1：同意" in reply and "回复2：不同意" in reply
+    live_server.app[WECHAT].buttons = ButtonMemory()  # as if the digit reached another worker
     reply = await citizen.say("1")
     assert "请核对" in reply and "回复1：提交" in reply
     reply = await citizen.say("1")
@@ -126,7 +129,7 @@ async def test_a_retry_is_answered_but_processed_once(live_server, live_server_u
 @pytest.fixture
 def fake_wechat_api(live_server):  # noqa: ANN001, ANN201
     """The LOCAL fake WeChat API, plugged into the shared server's channel for one test."""
-    from bot.channels.wechat import WECHAT, WeChatConfig
+    from bot.channels.wechat import WeChatConfig
     from bot.channels.wechat.client import DatabaseKeys, SharedTokenClient, WeChatApi
     from bot.channels.wechat.local import LOCAL_JPEG, LocalWeChatApi
     from store.wechat import KeyStore

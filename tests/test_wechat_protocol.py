@@ -585,3 +585,34 @@ async def test_fuzzed_safe_mode_behind_a_valid_msg_signature_never_500(
     }
     response = await http.post("/wechat", params=query, data=body.encode())
     assert response.status in (200, 400, 403)
+
+
+def test_last_turn_payloads_come_from_the_bot_messages_since_the_citizen_wrote() -> None:
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    from bot.channels.wechat.render import last_turn_payloads
+
+    yes_no = [{"title": "是", "payload": "/yes"}, {"title": "否", "payload": "/no"}]
+    events = [
+        BotUttered("old", {"buttons": [{"title": "旧", "payload": "/old"}]}),
+        UserUttered("你好"),
+        BotUttered("第一条", {"buttons": yes_no}),
+        BotUttered("第二条", {"buttons": [{"title": "取消", "payload": "/cancel"}]}),
+    ]
+    assert last_turn_payloads(events) == ["/yes", "/no", "/cancel"]
+    assert last_turn_payloads(events[:2]) == []
+
+
+async def test_a_digit_uses_the_stored_buttons_when_given(client, dialogue) -> None:  # noqa: ANN001
+    http, channel = await client()
+    asked: list[str] = []
+
+    async def stored(openid: str) -> list[str]:
+        asked.append(openid)
+        return ["/from_another_worker"]
+
+    channel._last_buttons = stored
+    await reply_to(http, text("1", msg_id=700))
+    assert asked == [OPENID] and dialogue.turns[-1] == (OPENID, "/from_another_worker", True)
+    await reply_to(http, text("你好", msg_id=701))  # not a number: no lookup
+    assert asked == [OPENID]

@@ -19,17 +19,26 @@ from bot.channels.wechat.handler import (
     WECHAT,
     DialogueStarting,
     KeepMedia,
+    LastButtons,
     Respond,
     WeChatChannel,
     add_routes,
 )
 from bot.channels.wechat.local import LocalWeChatApi
+from bot.channels.wechat.render import tracker_payloads
 from store.db import Database
 from store.wechat import KeyStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WECHAT", "DialogueStarting", "WeChatChannel", "WeChatConfig", "install"]
+__all__ = [
+    "WECHAT",
+    "DialogueStarting",
+    "WeChatChannel",
+    "WeChatConfig",
+    "install",
+    "tracker_payloads",
+]
 
 
 def install(
@@ -40,6 +49,7 @@ def install(
     respond: Respond,
     keep_media: KeepMedia,
     registry: CollectorRegistry | None = None,
+    last_buttons: LastButtons | None = None,
 ) -> None:
     """Route /wechat and build the channel at start-up (after the database exists)."""
     pushes = Counter(
@@ -70,6 +80,7 @@ def install(
             dedup=dedup,
             api=build_api(settings, keys),
             count=lambda outcome: pushes.labels(outcome).inc(),
+            last_buttons=last_buttons,
         )
         app[WECHAT] = channel
         yield

@@ -32,7 +32,14 @@ from bot.channels.wechat.protocol import (
     parse_json,
     parse_xml,
 )
-from bot.channels.wechat.render import ButtonMemory, passive_reply, render_text, split_for_wechat
+from bot.channels.wechat.render import (
+    ButtonMemory,
+    numeric,
+    passive_reply,
+    pick,
+    render_text,
+    split_for_wechat,
+)
 from nlu.text import normalise
 
 logger = logging.getLogger(__name__)
@@ -58,6 +65,7 @@ MEDIA_FAILED = "图片没能收到，请稍后重发，或用文字描述。" + 
 
 Respond = Callable[[str, str, bool], Awaitable[list[dict[str, Any]]]]
 KeepMedia = Callable[[str, str, bytes, str], Awaitable[str]]
+LastButtons = Callable[[str], Awaitable[list[str]]]
 
 
 class DialogueStarting(Exception):
@@ -82,6 +90,7 @@ class WeChatChannel:
         dedup: Dedup,
         api: WeChatApi | None,
         count: Callable[[str], None] | None = None,
+        last_buttons: LastButtons | None = None,
     ) -> None:
         self.config = config
         self._count = count or (lambda outcome: None)  # for /metrics: outcomes, no content
@@ -95,6 +104,7 @@ class WeChatChannel:
             else None
         )
         self.buttons = ButtonMemory()
+        self._last_buttons = last_buttons
         self._pending: dict[str, _Pending] = {}
         self._answered: OrderedDict[str, str | None] = OrderedDict()  # recent, for retries
         self._background: set[asyncio.Task[None]] = set()
@@ -296,9 +306,15 @@ class WeChatChannel:
         return text or None
 
     async def _text(self, openid: str, content: str) -> str | None:
-        payload = self.buttons.payload_for(openid, content)
-        if payload is not None:
-            return await self._turn(openid, payload, True)
+        if numeric(content) is not None:  # "回复1：…": a digit picks that button
+            payloads = (
+                await self._last_buttons(openid)
+                if self._last_buttons is not None
+                else self.buttons.payloads(openid)
+            )
+            payload = pick(payloads, content)
+            if payload is not None:
+                return await self._turn(openid, payload, True)
         # As on /api/chat: typed text is only ever text, never an intent command.
         message = normalise(content).lstrip("/").strip()
         if not message:

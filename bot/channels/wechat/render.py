@@ -7,9 +7,15 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wechatpy.replies import TextReply
+
+from store.citizens import conversation_key
+
+if TYPE_CHECKING:  # Rasa is imported late: bot.settings imports this package
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.shared.core.events import Event
 
 MAX_REPLY_BYTES = 2000  # WeChat cuts a text reply at 2048 bytes
 DIGITS = re.compile(r"^\s*(\d{1,2})\s*$")
@@ -65,11 +71,36 @@ def passive_reply(text: str, *, to_openid: str, from_account: str) -> str:
     return reply.render()
 
 
+def last_turn_payloads(events: Sequence[Event]) -> list[str]:
+    """The button payloads of the bot's messages since the citizen last wrote, numbered in
+    the order `render_text` numbered them."""
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    payloads: list[str] = []
+    for event in reversed(events):
+        if isinstance(event, UserUttered):
+            break
+        if isinstance(event, BotUttered):
+            shown = [
+                str(b["payload"])
+                for b in event.data.get("buttons") or []
+                if b.get("title") and b.get("payload")
+            ]
+            payloads[:0] = shown
+    return payloads
+
+
+async def tracker_payloads(tracker_store: TrackerStore, channel: str, sender: str) -> list[str]:
+    """The last buttons from the stored conversation: right whichever worker showed them."""
+    tracker = await tracker_store.retrieve(conversation_key(channel, sender))
+    return last_turn_payloads(list(tracker.events)) if tracker is not None else []
+
+
 class ButtonMemory:
     """The last numbered buttons shown to each sender, so that "1" means that button.
 
-    In process, bounded: a digit answered on another worker, or after a restart, is read as
-    text by the model, which is no worse than a citizen typing a number.
+    In process, bounded: the fallback when no stored conversation is at hand (the app
+    passes `tracker_payloads`, which is right across workers and restarts).
     """
 
     def __init__(self, capacity: int = 10_000) -> None:
@@ -83,11 +114,22 @@ class ButtonMemory:
             while len(self._last) > self._capacity:
                 self._last.popitem(last=False)
 
+    def payloads(self, sender: str) -> list[str]:
+        return self._last.get(sender, [])
+
     def payload_for(self, sender: str, text: str) -> str | None:
         """The payload a numeric answer picks, else None (the text is just text)."""
-        match = DIGITS.fullmatch(text.translate(TRANSLATE_DIGITS))
-        payloads = self._last.get(sender)
-        if match is None or not payloads:
-            return None
-        index = int(match.group(1)) - 1
-        return payloads[index] if 0 <= index < len(payloads) else None
+        return pick(self.payloads(sender), text)
+
+
+def numeric(text: str) -> int | None:
+    """1-based choice when the text is just a number (full-width digits too)."""
+    match = DIGITS.fullmatch(text.translate(TRANSLATE_DIGITS))
+    return int(match.group(1)) if match else None
+
+
+def pick(payloads: Sequence[str], text: str) -> str | None:
+    choice = numeric(text)
+    if choice is None or not 1 <= choice <= len(payloads):
+        return None
+    return payloads[choice - 1]
