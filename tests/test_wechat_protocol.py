@@ -616,3 +616,53 @@ async def test_a_digit_uses_the_stored_buttons_when_given(client, dialogue) -> N
     assert asked == [OPENID] and dialogue.turns[-1] == (OPENID, "/from_another_worker", True)
     await reply_to(http, text("你好", msg_id=701))  # not a number: no lookup
     assert asked == [OPENID]
+
+
+async def test_voice_without_recognition_is_kept_and_text_asked_for(  # noqa: ANN001
+    client, dialogue, wechat_api
+) -> None:
+    wechat_api.media["VOICE1"] = (b"#!AMR\n" + b"\x00" * 32, "audio/amr")
+    http, _ = await client()
+    reply = await reply_to(http, push("voice", MediaId="VOICE1", Format="amr"))
+    assert "文字" in reply and "110" in reply
+    assert dialogue.kept == [(OPENID, "voice", 38, "audio/amr")] and dialogue.turns == []
+
+
+async def test_an_event_retry_is_processed_once(client, dialogue) -> None:  # noqa: ANN001
+    http, _ = await client()
+    event = push("event", msg_id=None, Event="subscribe")  # no MsgId: sender + CreateTime
+    await reply_to(http, event)
+    await reply_to(http, event)
+    assert dialogue.turns == [(OPENID, "/greet", True)]
+
+
+async def test_json_push_in_safe_mode(client, dialogue, wechat_api) -> None:  # noqa: ANN001
+    http, channel = await client()
+    ts, nonce = str(int(time.time())), "11"
+    plain = json.dumps(
+        {
+            "ToUserName": "gh_mini",
+            "FromUserName": OPENID,
+            "CreateTime": int(ts),
+            "MsgType": "text",
+            "Content": "小程序加密",
+            "MsgId": 98,
+        },
+        ensure_ascii=False,
+    )
+    crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
+    encrypt = parse_xml(crypto.encrypt_message(plain, nonce, ts).encode())["Encrypt"]
+    query = {
+        "timestamp": ts,
+        "nonce": nonce,
+        "signature": signature(TOKEN, ts, nonce),
+        "encrypt_type": "aes",
+        "msg_signature": signature(TOKEN, ts, nonce, encrypt),
+    }
+    response = await http.post(
+        "/wechat", params=query, json={"ToUserName": "gh_mini", "Encrypt": encrypt}
+    )
+    assert response.status == 200 and await response.text() == "success"
+    await channel.close()
+    assert dialogue.turns == [(OPENID, "小程序加密", False)]
+    assert [m["text"]["content"] for m in wechat_api.sent] == ["收到：小程序加密"]
