@@ -282,6 +282,45 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return asyncio.run(act())
 
 
+def cmd_mediators(args: argparse.Namespace) -> int:
+    """Check a roster file (every problem at once) and install it where every worker of this
+    machine reads it; prints counts only, never names or phones."""
+    import shutil
+    from pathlib import Path
+
+    from routing.handoff.wiring import INSTALLED_ROSTERS
+    from routing.mediators import DISTRICTS, RosterError, import_roster
+
+    source = Path(args.file)
+    try:
+        roster = import_roster(source)
+    except RosterError as exc:
+        print(f"名册有误（{exc.origin}），共 {len(exc.problems)} 处：", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    active = [m for m in roster.mediators if m.active]
+    covered = {d for m in active for d in m.districts}
+    print(
+        f"名册检查通过：{len(roster)} 名调解员（在岗 {len(active)} 名），"
+        f"覆盖 {len(covered)}/{len(DISTRICTS)} 个区。"
+    )
+    uncovered = [d for d in DISTRICTS if d not in covered]
+    if uncovered:
+        print("无人覆盖的区（案件将转相邻区）：" + "、".join(uncovered))
+    if args.check:
+        return 0
+    var_dir = _settings(args).var_dir
+    var_dir.mkdir(parents=True, exist_ok=True)
+    name = "mediators.csv" if source.suffix.lower() == ".csv" else "mediators.yml"
+    for other in INSTALLED_ROSTERS:
+        if other != name:
+            (var_dir / other).unlink(missing_ok=True)
+    shutil.copyfile(source, var_dir / name)
+    print(f"已安装到 {var_dir / name}，重启服务后生效（MEDIATORS_FILE 若已设置则以它为准）。")
+    return 0
+
+
 def cmd_keygen(_args: argparse.Namespace) -> int:
     from store.crypto import KEY_ENV, encode_key
 
@@ -354,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     retry = outbox_sub.add_parser("retry", help="把一条失败（dead）的转办重新排队")
     retry.add_argument("id", type=int, help="记录编号（outbox list 里的 #）")
     outbox.set_defaults(func=cmd_outbox)
+
+    mediators = sub.add_parser("mediators", help="人民调解员名册")
+    mediators_sub = mediators.add_subparsers(dest="mediators_command", required=True)
+    imp = mediators_sub.add_parser("import", help="检查名册文件（YAML/CSV）并安装到 var/")
+    imp.add_argument("file", help="名册文件，格式见 routing/mediators.example.yml")
+    imp.add_argument("--check", action="store_true", help="只检查，不安装")
+    mediators.set_defaults(func=cmd_mediators)
 
     keygen = sub.add_parser("keygen", help="生成个人信息加密密钥（ALARMBOT_PII_KEY）")
     keygen.set_defaults(func=cmd_keygen)

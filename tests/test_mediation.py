@@ -632,3 +632,36 @@ def test_12345_deadlines_count_working_days_from_the_calendar(db: Database) -> N
     assert deadline(shanghai(2026, 11, 23, 10, 0), "property") == shanghai(2026, 11, 30, 17, 0)
     fallback = working_day_deadline(MediationSchedule.from_file())  # 2027: Mon–Fri
     assert fallback(shanghai(2027, 1, 1, 10), "x") == shanghai(2027, 1, 12, 17, 0)
+
+
+def test_mediators_import_checks_installs_and_is_then_used(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    db: Database,
+) -> None:
+    from bot.cli import main
+
+    var = tmp_path / "var"
+    monkeypatch.setenv("ALARMBOT_VAR_DIR", str(var))
+    monkeypatch.setenv("ALARMBOT_ENV", "dev")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("mediators:\n  - id: a\n    phone: '123'\n    districts: [火星区]\n", "utf-8")
+    assert main(["mediators", "import", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "火星区" in err and "phone" in err and not (var / "mediators.yml").exists()
+
+    assert main(["mediators", "import", "--check", str(EXAMPLE_FILE)]) == 0
+    assert not (var / "mediators.yml").exists()
+    assert main(["mediators", "import", str(EXAMPLE_FILE)]) == 0
+    out = capsys.readouterr().out
+    assert "名册检查通过" in out and "金山区" in out and "1380000" not in out
+    assert (var / "mediators.yml").read_bytes() == EXAMPLE_FILE.read_bytes()
+
+    supervisor = build_mediation(
+        db, CIPHER, {"ALARMBOT_ENV": "prod", "SMS_URL": "https://sms.example"}, var,
+        incidents=IncidentBook(db, CIPHER),
+    )  # fmt: skip
+    assert supervisor is not None and len(supervisor.dispatcher.roster) == len(
+        Roster.from_file(EXAMPLE_FILE)
+    )

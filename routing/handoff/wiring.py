@@ -11,7 +11,8 @@ Environment (all optional):
 * OUTBOX_POLL_S: seconds between relay rounds when idle (1).
 * ALARMBOT_PUBLIC_URL: base of the console link sent to the CAD and of the mediators' signed
   links (http://127.0.0.1:8080).
-* MEDIATORS_FILE: the mediator roster (YAML/CSV, `alarmbot mediators import` checks it);
+* MEDIATORS_FILE: the mediator roster (YAML/CSV); unset, the one `alarmbot mediators import`
+  installed under the var dir;
   MEDIATION_FILE: hours and calendar (routing/mediation.yml); SMS_URL, SMS_API_KEY: the SMS
   gateway that texts mediators; ALARMBOT_LINK_KEY: key of the signed links (default: derived
   from the PII key); MEDIATION_POLL_S: seconds between supervisor passes (30). In dev a
@@ -174,6 +175,17 @@ def build_relay(
     )
 
 
+# Where `alarmbot mediators import FILE` installs a checked roster (under ALARMBOT_VAR_DIR).
+INSTALLED_ROSTERS = ("mediators.yml", "mediators.csv")
+
+
+def installed_roster(var_dir: Path) -> str | None:
+    for name in INSTALLED_ROSTERS:
+        if (var_dir / name).is_file():
+            return str(var_dir / name)
+    return None
+
+
 def build_mediation(
     db: Database,
     cipher: PiiCipher,
@@ -189,7 +201,9 @@ def build_mediation(
     """The mediation adapter's dispatcher and supervisor from the environment (see the module
     docstring); None in prod without a roster or an SMS gateway (rows wait in the outbox)."""
     prod = env.get("ALARMBOT_ENV", "dev") == "prod"
-    roster_file = env.get("MEDIATORS_FILE") or (None if prod else str(EXAMPLE_FILE))
+    roster_file = env.get("MEDIATORS_FILE") or installed_roster(var_dir)
+    if roster_file is None and not prod:
+        roster_file = str(EXAMPLE_FILE)
     if roster_file is None:
         logger.warning("MEDIATORS_FILE not set: mediation handoffs wait in the outbox until it is")
         return None
