@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from store.db import Database
@@ -39,23 +41,29 @@ class KeyStore:
         now = _now()
         expires = now + timedelta(seconds=ttl_s)
         self._added += 1
-        try:
-            async with self._db.session() as session:
-                # An expired copy is as good as none: take it over in the same transaction.
+        insert = self._insert(self._db.engine.dialect.name)
+        fresh = (
+            insert(WeChatKey)
+            .values(key=key, value=value, expires_at=expires)
+            .on_conflict_do_nothing(index_elements=[WeChatKey.key])
+        )
+        async with self._db.session() as session:
+            # One statement in the usual case (a new key); an expired copy is taken over.
+            if not (await session.execute(fresh)).rowcount:
                 taken = await session.execute(
                     update(WeChatKey)
                     .where(WeChatKey.key == key, WeChatKey.expires_at <= now)
                     .values(value=value, expires_at=expires)
                 )
-                if taken.rowcount:
-                    return True
-                session.add(WeChatKey(key=key, value=value, expires_at=expires))
-                await session.flush()
-        except IntegrityError:
-            return False
+                if not taken.rowcount:
+                    return False
         if self._added % PURGE_EVERY == 0:
             await self.purge()
         return True
+
+    @staticmethod
+    def _insert(dialect: str):  # noqa: ANN205 - a dialect's insert construct
+        return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
     async def get(self, key: str) -> str | None:
         query = select(WeChatKey.value, WeChatKey.expires_at).where(WeChatKey.key == key)
