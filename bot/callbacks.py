@@ -133,6 +133,7 @@ async def updates(request: web.Request) -> web.Response:
     return web.json_response(
         {"messages": [{"text": n.text, "at": n.created_at.isoformat()} for n in notices]},
         dumps=_dumps,
+        headers={"Cache-Control": "no-store"},
     )
 
 

@@ -50,7 +50,13 @@ def _page(title: str, body: str, status: int = 200) -> web.Response:
         f'<link rel="stylesheet" href="/static/chat.css"><title>{html.escape(title)}</title>'
         f"</head><body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
     )
-    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+    return web.Response(
+        text=text,
+        status=status,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},  # a citizen's account, often on a shared phone
+    )
 
 
 def _supervisor(request: web.Request) -> MediationSupervisor:

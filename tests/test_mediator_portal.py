@@ -34,6 +34,7 @@ async def test_the_link_in_the_text_opens_the_case_and_takes_the_answers(
     page = await client.get(path)
     text = await page.text()
     assert page.status == 200 and number in text and "邻里纠纷" in text
+    assert page.headers["Cache-Control"] == "no-store"
     assert "11月23日 12:00" in text and "接单" in text
     assert "13912345678" not in text and "139****5678" in text  # masked until accepted
 
