@@ -16,6 +16,7 @@ from routing.adapters.sms import (
     MEDIATION_BOOKING,
     MEDIATION_CANCEL,
     MEDIATION_ON_DUTY,
+    MEDIATION_REROUTED,
     LocalSmsOutbox,
     SmsDeliveryError,
     SmsReceipt,
@@ -411,6 +412,21 @@ async def test_a_withdrawn_report_tells_the_mediator_and_closes_the_case(
     assert "已经和好了" not in h.sms.messages[1].text
     h.clock.advance(hours=5)
     assert await h.supervisor.run_once() == []
+
+
+async def test_a_dispute_moved_to_110_tells_the_mediator_where_it_went(
+    harness_at,  # noqa: ANN001
+) -> None:
+    h = harness_at(shanghai(2026, 11, 23, 10, 0))
+    number = await h.report()
+    await h.relay.run_once()
+    await h.book.update(number, route="police", category="assault", aggression=True)
+    await h.relay.run_once()  # the mediation cancel (the CAD create has no adapter here)
+    case, (offer,) = await h.case(number)
+    assert case.state == CASE_CANCELLED
+    last = h.sms.messages[-1]
+    assert last.template_id == MEDIATION_REROUTED and "已转110警情处理" in last.text
+    assert "撤销" not in last.text
 
 
 class FlakySms:

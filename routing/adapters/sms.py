@@ -38,6 +38,7 @@ OTP_TEMPLATE = "otp"
 MEDIATION_ON_DUTY = "mediation_on_duty"
 MEDIATION_BOOKING = "mediation_booking"
 MEDIATION_CANCEL = "mediation_cancel"
+MEDIATION_REROUTED = "mediation_rerouted"
 # Mediation texts carry the case number, district and times, never the report or the reporter:
 # the mediator reads those behind the signed link.
 TEMPLATES: Mapping[str, str] = {
@@ -47,6 +48,7 @@ TEMPLATES: Mapping[str, str] = {
     MEDIATION_BOOKING: "【上海110】人民调解任务{number}（{district}），请于{book_at}起联系报警人"
     "预约调解时间。请点击链接查看并接单：{link}",
     MEDIATION_CANCEL: "【上海110】人民调解任务{number}已由报警人撤销，无需再处理。",
+    MEDIATION_REROUTED: "【上海110】人民调解任务{number}已转{route}处理，无需再处理。",
 }
 DEFAULT_LOCAL_OUTBOX = Path("var") / "local-sms.jsonl"
 

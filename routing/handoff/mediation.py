@@ -40,6 +40,7 @@ from routing.adapters.sms import (
     MEDIATION_BOOKING,
     MEDIATION_CANCEL,
     MEDIATION_ON_DUTY,
+    MEDIATION_REROUTED,
     SmsDeliveryError,
     SmsGateway,
 )
@@ -49,7 +50,7 @@ from routing.handoff.messages import HandoffMessage
 from routing.mediators import Roster
 from routing.notify import CitizenNotifier, notify_quietly
 from routing.schedule import MediationSchedule, PlanMode
-from store.incidents import IN_PROGRESS, IncidentBook, IncidentClosed
+from store.incidents import CANCELLED, IN_PROGRESS, IncidentBook, IncidentClosed
 from store.mediation import (
     ACCEPTED,
     BOOKING,
@@ -217,9 +218,18 @@ class MediationDispatcher:
         await self.desk.sms_done(assignment.id, receipt.message_id)
         return True
 
-    async def tell_cancelled(self, case: MediationCaseView, assignment: AssignmentView) -> None:
+    async def tell_cancelled(
+        self, case: MediationCaseView, assignment: AssignmentView, moved_to: str | None = None
+    ) -> None:
+        """Tell a texted mediator the case is off: withdrawn by the reporter, or moved to
+        another route (`moved_to`, e.g. 110 when the dispute turned violent)."""
         mediator = self.roster.get(assignment.mediator_id)
-        if mediator is not None and assignment.sms_sent_at is not None:
+        if mediator is None or assignment.sms_sent_at is None:
+            return
+        if moved_to:
+            params = {"number": case.number, "route": moved_to}
+            await self.sms.send(mediator.phone, MEDIATION_REROUTED, params)
+        else:
             await self.sms.send(mediator.phone, MEDIATION_CANCEL, {"number": case.number})
 
     async def escalate(self, case: MediationCaseView, reason: str) -> bool:
@@ -318,10 +328,13 @@ class MediationAdapter:
         d = self.dispatcher
         # Text first, close after: a failed text is retried with the case still live (a
         # crash in between texts a mediator twice, which is the lesser harm).
+        # A cancel with the incident not withdrawn is a reroute (triage or a call-taker moved
+        # it, e.g. to 110): the mediator is told where it went, not that the reporter withdrew.
+        moved_to = None if message.status == CANCELLED else message.route_label
         for case in await d.desk.cases_for(message.number):
             for assignment in await d.desk.assignments(case.id):
                 if assignment.live:
-                    await d.tell_cancelled(case, assignment)
+                    await d.tell_cancelled(case, assignment, moved_to)
             await d.desk.cancel(case.id)
         return Delivery(external_ref=None)
 
