@@ -44,7 +44,6 @@ from nlu.text import normalise
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "wechat"
 CALL_110 = "紧急情况请直接拨打110。"
 OPENID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_CUSTOM_MESSAGES = 5  # WeChat allows five customer-service messages per user message

@@ -218,7 +218,7 @@ async def _push_once(url: str, text: str, openid: str) -> Delivery:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bot.channels.wechat.local "你好"`: one push as WeChat would send it, using
+    """`python -m bot.channels.wechat "你好"`: one push as WeChat would send it, using
     WECHAT_TOKEN (and WECHAT_ENCODING_AES_KEY / WECHAT_APP_ID for safe mode) from the env."""
     import argparse
 
@@ -231,7 +231,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"HTTP {delivery.status} after {delivery.attempts} attempt(s)")
     print(delivery.reply.get("Content", "") if delivery.reply else delivery.body)
     return 0 if delivery.status == 200 else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
