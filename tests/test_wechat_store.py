@@ -99,6 +99,7 @@ async def test_redis_dedup(redis_url: str) -> None:
     assert results.count(True) == 1
     await dedup.forget("msg:1")
     assert await dedup.first("msg:1") is True
+    await dedup.close()
 
 
 async def test_two_workers_refresh_the_token_once_on_redis(redis_url: str) -> None:
@@ -112,3 +113,28 @@ async def test_two_workers_refresh_the_token_once_on_redis(redis_url: str) -> No
         assert api.token_fetches == 1 and len(api.sent) == 2
     finally:
         await api.stop()
+
+
+async def test_the_app_dedups_on_redis_when_configured(aiohttp_client, tmp_path, redis_url) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    from bot.app import create_app
+    from bot.channels.wechat.local import push_xml
+    from bot.channels.wechat.protocol import signature
+    from tests.support import make_settings
+
+    config = WeChatConfig.from_env({"WECHAT_TOKEN": "t", "REDIS_URL": redis_url})
+    settings = make_settings(tmp_path, tmp_path / "no-models")
+    http = await aiohttp_client(create_app(replace(settings, wechat=config)))
+    ts = str(int(time.time()))
+    query = {"timestamp": ts, "nonce": "1", "signature": signature("t", ts, "1")}
+    msg_id = time.time_ns()
+    body = push_xml("oLOCALredis", "gh", "text", int(ts), Content="你好", MsgId=msg_id)
+    for _ in range(2):
+        response = await http.post("/wechat", params=query, data=body.encode())
+        assert response.status == 200
+    exported = await (await http.get("/metrics")).text()
+    assert 'alarmbot_wechat_pushes_total{outcome="processed"} 1.0' in exported
+    import redis
+
+    assert redis.Redis.from_url(redis_url).exists(f"alarmbot:wechat:dedup:msg:{msg_id}")

@@ -85,6 +85,8 @@ def install(
         app[WECHAT] = channel
         yield
         await channel.close()
+        if isinstance(dedup, RedisDedup):
+            await dedup.close()
         if local_api is not None:
             await local_api.stop()
 

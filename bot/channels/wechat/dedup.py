@@ -49,3 +49,6 @@ class RedisDedup:
 
     async def forget(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)
+
+    async def close(self) -> None:
+        await self._redis.close()
