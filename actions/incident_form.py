@@ -15,8 +15,8 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.forms import FormValidationAction
 
+from actions.custom_forms import AnswerReadingForm, Events
 from actions.reporting import (
     FORM,
     answers_from,
@@ -29,8 +29,7 @@ from actions.reporting import (
     slot_of,
     sync_incident,
 )
-from actions.services import UsesServices
-from actions.turn import Turn, is_answer_turn
+from actions.turn import Turn
 from routing.report import (
     UNKNOWN,
     clean,
@@ -53,45 +52,34 @@ _CANCEL_WORDS = re.compile(
 _SUBMIT_WORDS = re.compile(
     r"^(提交|确认|确认提交|没问题|对|对的|是的|是|好|好的|可以|submit|ok|yes)$", re.I
 )
-# Questions a citizen may ask mid-report; rules answer them and the form resumes.
-INTERRUPTIONS = {"bot_challenge", "help", "my_incidents"}
-INTERRUPTION_CONFIDENCE = 0.85
 
 
-class ValidateIncidentForm(UsesServices, FormValidationAction):
-    def name(self) -> str:
-        return f"validate_{FORM}"
+class ValidateIncidentForm(AnswerReadingForm):
+    form = FORM
+    failures_slot = "report_failures"
 
-    async def required_slots(
+    def required_for(self, slots: dict[str, Any]) -> list[str]:
+        return required_for(slots)
+
+    def finished(self, slots: dict[str, Any]) -> bool:
+        return slots.get(CONFIRM) in (SUBMIT, CANCEL)
+
+    async def answer(
         self,
-        domain_slots: list[str],
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
-        domain: dict[str, Any],
-    ) -> list[str]:
-        return required_for(tracker.slots)
+        turn: Turn,
+        requested: str,
+        slots: dict[str, Any],
+    ) -> Events:
+        return self._answer(dispatcher, turn, requested, slots)
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        slots = dict(tracker.slots)
-        requested = slots.get("requested_slot")
-        events: list[dict[str, Any]] = []
-        if requested and is_answer_turn(tracker, FORM):
-            turn = Turn.latest(tracker)
-            if _is_interruption(turn):
-                return []  # no slot filled: Rasa rejects the form, a rule answers, form resumes
-            events = self._answer(dispatcher, turn, requested, slots)
-        for event in events:
-            slots[event["name"]] = event["value"]
-        if slots.get(CONFIRM) != CANCEL:
-            events += await sync_incident(self.services, tracker, slots, dispatcher)
-        if slots.get(CONFIRM) in (SUBMIT, CANCEL):
-            return [*events, SlotSet("requested_slot", None)]
-        for event in events:
-            slots[event["name"]] = event["value"]
-        following = next((s for s in required_for(slots) if slots.get(s) is None), None)
-        return [*events, SlotSet("requested_slot", following)]
+    async def after_answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, slots: dict[str, Any]
+    ) -> Events:
+        if slots.get(CONFIRM) == CANCEL:
+            return []
+        return await sync_incident(self.services, tracker, slots, dispatcher)
 
     def _answer(
         self,
@@ -126,8 +114,7 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
         slots: dict[str, Any],
         text: str | None = None,
     ) -> list[dict[str, Any]]:
-        policy = default_report_policy()
-        failures = dict(slots.get("report_failures") or {})
+        failures = slots.get(self.failures_slot) or {}
         reading = read_answer(
             field,
             turn.text if text is None else text,
@@ -138,13 +125,13 @@ class ValidateIncidentForm(UsesServices, FormValidationAction):
             language=language_of_slots(slots),
         )
         if reading.value is None:
-            failures[field] = failures.get(field, 0) + 1
-            if failures[field] >= policy.max_failures:
+            counted, exhausted = self.count_failure(slots, field)
+            if exhausted:  # never stuck on one fact: a call-taker checks it later
                 dispatcher.utter_message(response="utter_report_skip_field")
                 value = {"answer": UNKNOWN, "text": "（已跳过）", "skipped": True}
-                return [SlotSet(slot_of(field), value), SlotSet("report_failures", failures)]
+                return [SlotSet(slot_of(field), value), *counted]
             dispatcher.utter_message(text=reading.hint)
-            return [SlotSet(slot_of(field), None), SlotSet("report_failures", failures)]
+            return [SlotSet(slot_of(field), None), *counted]
         events = [SlotSet(slot_of(field), reading.value)]
         if field == "description":
             return self._triage_description(dispatcher, turn, reading.value["text"])
@@ -263,12 +250,3 @@ def required_for(slots: dict[str, Any]) -> list[str]:
     emergency = bool(decision and decision.call_110_now)
     fields = policy.questions(route, category, emergency)
     return [slot_of("description"), *map(slot_of, fields), CONFIRM]
-
-
-def _is_interruption(turn: Turn) -> bool:
-    return (
-        not turn.is_payload
-        and turn.intent in INTERRUPTIONS
-        and turn.confidence >= INTERRUPTION_CONFIDENCE
-        and len(turn.text) <= 20
-    )

@@ -13,24 +13,22 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.forms import FormValidationAction
 
+from actions.custom_forms import AnswerReadingForm, Events
 from actions.reporting import FORM as INCIDENT_FORM
 from actions.reporting import described, reset_report
 from actions.services import UsesServices
-from actions.turn import Turn, is_answer_turn, reporter
+from actions.turn import Turn, reporter
 from routing.report import clean
 from routing.triage import triage
 
 REG_FORM = "registration_form"
 REGISTER, CHANGE_PHONE, SKIP = "register", "change_phone", "skip"
 SLOTS = ("reg_consent", "reg_name", "reg_id", "reg_phone", "reg_code", "reg_confirm")
-MAX_FAILURES = 3
 SUBMIT, EDIT, CANCEL, RESEND = "submit", "edit", "cancel", "resend"
 _CANCEL_WORDS = re.compile(r"^(取消|取消登记|不登记了|算了|cancel)$", re.I)
 _YES_WORDS = re.compile(r"^(同意|好|好的|可以|确认|确定|是|是的|对|ok|yes)$", re.I)
 _NO_WORDS = re.compile(r"^(不同意|不|不要|暂不|暂不登记|以后再说|no)$", re.I)
-INTERRUPTIONS = {"bot_challenge", "help", "my_incidents"}
 # A command typed mid-form is no name, ID or phone: "我要实名登记" must not become the name.
 COMMANDS = {"register", "change_phone", "my_info", "delete_my_data", "report_incident", "greet"}
 ASKED = {
@@ -58,43 +56,29 @@ def reset_registration(mode: str | None = None) -> list[dict[str, Any]]:
     return [*events, SlotSet("reg_mode", mode)]
 
 
-class ValidateRegistrationForm(UsesServices, FormValidationAction):
-    def name(self) -> str:
-        return f"validate_{REG_FORM}"
+class ValidateRegistrationForm(AnswerReadingForm):
+    form = REG_FORM
+    failures_slot = "reg_failures"
 
-    async def required_slots(
+    def required_for(self, slots: dict[str, Any]) -> list[str]:
+        return required_for(slots)
+
+    def finished(self, slots: dict[str, Any]) -> bool:
+        return bool(
+            slots.get("reg_interrupted")
+            or slots.get("reg_confirm") in (SUBMIT, CANCEL)
+            or slots.get("reg_consent") == "no"
+        )
+
+    async def answer(
         self,
-        domain_slots: list[str],
         dispatcher: CollectingDispatcher,
         tracker: Tracker,
-        domain: dict[str, Any],
-    ) -> list[str]:
-        return required_for(tracker.slots)
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        slots = dict(tracker.slots)
-        requested = slots.get("requested_slot")
-        events: list[dict[str, Any]] = []
-        if requested and is_answer_turn(tracker, REG_FORM):
-            turn = Turn.latest(tracker)
-            if (
-                not turn.is_payload
-                and turn.intent in INTERRUPTIONS
-                and turn.confidence >= 0.85
-                and len(turn.text) <= 20
-            ):
-                return []  # a rule answers the question, then the form resumes
-            events = await self._answer(dispatcher, tracker, turn, requested, slots)
-        for event in events:
-            slots[event["name"]] = event["value"]
-        if slots.get("reg_interrupted") or slots.get("reg_confirm") in (SUBMIT, CANCEL):
-            return [*events, SlotSet("requested_slot", None)]
-        if slots.get("reg_consent") == "no":
-            return [*events, SlotSet("requested_slot", None)]
-        following = next((s for s in required_for(slots) if slots.get(s) is None), None)
-        return [*events, SlotSet("requested_slot", following)]
+        turn: Turn,
+        requested: str,
+        slots: dict[str, Any],
+    ) -> Events:
+        return await self._answer(dispatcher, tracker, turn, requested, slots)
 
     async def _answer(
         self,
@@ -197,17 +181,16 @@ class ValidateRegistrationForm(UsesServices, FormValidationAction):
 
     def _failed(
         self, dispatcher: CollectingDispatcher, slots: dict[str, Any], slot: str, hint: str
-    ) -> list[dict[str, Any]]:
-        """A specific hint; after three failures also the ways out (110, report unregistered)."""
-        failures = dict(slots.get("reg_failures") or {})
-        failures[slot] = failures.get(slot, 0) + 1
+    ) -> Events:
+        """A specific hint; at the limit also the ways out (110, report unregistered)."""
+        counted, exhausted = self.count_failure(slots, slot)
         dispatcher.utter_message(text=hint)
-        if failures[slot] >= MAX_FAILURES:
+        if exhausted:
             dispatcher.utter_message(
                 text="多次没有通过。需要人工帮助请拨打110；紧急情况不用登记，直接告诉我发生了什么。",
                 buttons=_buttons(("取消登记", CANCEL)),
             )
-        return [SlotSet(slot, None), SlotSet("reg_failures", failures)]
+        return [SlotSet(slot, None), *counted]
 
 
 class ActionAskRegConfirm(UsesServices, Action):

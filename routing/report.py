@@ -45,7 +45,6 @@ class ReportPolicy:
     fields: Mapping[str, FieldSpec]
     routes: Mapping[str, Mapping[str, Any]]
     unknown_credit: float
-    max_failures: int
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_FILE) -> ReportPolicy:
@@ -70,7 +69,6 @@ class ReportPolicy:
             fields=fields,
             routes=data["routes"],
             unknown_credit=float(data["unknown_credit"]),
-            max_failures=int(data["max_failures"]),
         )
 
     def questions(self, route: str, category: str, emergency: bool = False) -> list[str]:

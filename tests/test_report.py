@@ -81,7 +81,6 @@ def test_policy_file_naming_an_unknown_field_is_refused() -> None:
         "fields": {"description": {"label": "a", "label_en": "a", "weight": 1}},
         "routes": {"police": {"default": ["location"]}},
         "unknown_credit": 0.5,
-        "max_failures": 2,
     }
     with pytest.raises(ValueError, match="location"):
         ReportPolicy.from_dict(data)
