@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -62,16 +64,21 @@ def train_if_needed(project_dir: Path, models_dir: Path, force: bool = False) ->
     from rasa.model_training import train
 
     models_dir.mkdir(parents=True, exist_ok=True)
-    result = train(
-        domain=str(project_dir / "domain.yml"),
-        config=str(project_dir / "config.yml"),
-        training_files=training_files(project_dir),
-        output=str(models_dir),
-        fixed_model_name=target.name.removesuffix(".tar.gz"),
-        force_training=force,
-    )
-    if result.code != 0 or not target.exists():
-        raise RuntimeError(f"rasa train failed (exit code {result.code})")
+    # Train into a private directory and rename: another process (a server starting, a test
+    # run) must never open a half-written archive under the final name.
+    with tempfile.TemporaryDirectory(prefix=".training-", dir=models_dir) as scratch:
+        result = train(
+            domain=str(project_dir / "domain.yml"),
+            config=str(project_dir / "config.yml"),
+            training_files=training_files(project_dir),
+            output=scratch,
+            fixed_model_name=target.name.removesuffix(".tar.gz"),
+            force_training=force,
+        )
+        trained = Path(scratch) / target.name
+        if result.code != 0 or not trained.exists():
+            raise RuntimeError(f"rasa train failed (exit code {result.code})")
+        os.replace(trained, target)
     return target, True
 
 
