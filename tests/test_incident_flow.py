@@ -97,11 +97,12 @@ async def test_civic_report_is_confirmed_and_submitted(live_server, citizen: Cit
     reply = await citizen.answer("submit")
     assert f"编号{draft.number}" in reply
     [incident] = incidents_of(live_server, citizen.sender)
-    assert (incident.route, incident.category, incident.status) == ("12345", "property", "received")
+    assert (incident.route, incident.category) == ("12345", "property")
+    assert incident.status in ("received", "transferred_12345"), "the relay may be done already"
     assert incident.completeness == 1.0 and incident.missing == ()
 
     reply = await citizen.say("我的报警")
-    assert draft.number in reply and "已受理" in reply
+    assert draft.number in reply and ("已受理" in reply or "已转12345" in reply)
 
 
 async def test_mediation_turns_to_police_when_the_other_side_is_violent(
@@ -218,7 +219,7 @@ async def test_nobody_sees_or_cancels_someone_elses_report(
     await stranger.press(
         f'/cancel_incident{{"incident_number": "{incident.number}", "answer": "误报"}}'
     )
-    assert incidents_of(live_server, owner.sender)[0].status == "received"
+    assert incidents_of(live_server, owner.sender)[0].status != "cancelled"
 
 
 async def test_report_details_are_sealed_at_rest(live_server, citizen: Citizen) -> None:  # noqa: ANN001
@@ -298,7 +299,7 @@ async def test_several_open_reports_per_citizen(live_server, citizen: Citizen) -
     reply = await citizen.say("我的报警")
     numbers = [i.number for i in incidents_of(live_server, citizen.sender)]
     assert len(numbers) == 2 and all(n in reply for n in numbers)
-    assert reply.count("已受理") == 2
+    assert reply.count("已受理") + reply.count("已转12345") == 2
 
 
 async def test_traditional_chinese_answers_are_kept_in_simplified(
