@@ -225,6 +225,8 @@ async def converse(
         messages = await dialogue.respond(
             channel, sender, message, is_payload=is_payload, request_id=request_id_var.get()
         )
+    if HANDOFF in app:  # a turn may have queued a handoff: send it now, not at the next poll
+        app[HANDOFF].relay.wake()
     return messages or [{"text": "消息已收到。" + CALL_110}]
 
 
