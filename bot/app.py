@@ -31,6 +31,7 @@ from bot.settings import Settings
 from bot.tracker_store import SealedSQLTrackerStore
 from bot.uploads import Destination, UploadRefused, confirmation, destination, read_upload, refused
 from nlu.text import normalise
+from routing.handoff.contacts import registered_contact
 from routing.handoff.wiring import Handoff, running_handoff
 from store.conversations import ConversationLog
 from store.crypto import PiiCipher
@@ -44,6 +45,7 @@ from store.incidents import (
 )
 from store.migrate import applied_revision, head_revision
 from store.outbox import Attempt, OutboxItem
+from store.registrations import RegistrationStore
 
 logger = logging.getLogger(__name__)
 
@@ -406,6 +408,7 @@ async def _handoff(app: web.Application) -> AsyncIterator[None]:
         on_dead=dead,
         on_escalation=escalated,
         on_missing_year=missing_year,
+        contacts=registered_contact(RegistrationStore(runtime.db, runtime.cipher)),
     ) as handoff:
         app[HANDOFF] = handoff
         yield

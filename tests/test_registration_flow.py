@@ -180,3 +180,40 @@ async def test_registration_resumes_after_a_restart(model_path, tmp_path) -> Non
         assert "请核对" in card and f"{person.name[0]}*" in card
     finally:
         second.stop()
+
+
+async def test_a_registered_reporters_contact_goes_to_12345_with_consent(
+    live_server, citizen: Citizen
+) -> None:  # noqa: ANN001
+    from bot.app import HANDOFF
+    from store.outbox import CAD110, WORKORDER_12345
+    from tests.test_incident_flow import _eventually
+
+    person = fake_identity(509)
+    await register(live_server, citizen, person)
+    await citizen.answer("submit")
+    await citizen.say("小区物业一直不修电梯")
+    await citizen.say("杨浦区国定路200号")
+    await citizen.answer("yes")  # agrees to be contacted
+    await citizen.answer("submit")
+    [incident] = incidents_of(live_server, citizen.sender)
+    assert incident.verified and incident.citizen_id is not None
+    receivers = live_server.app[HANDOFF].local_receivers
+
+    def work_order() -> dict | None:
+        found = receivers[WORKORDER_12345].messages
+        return next((v for k, v in found.items() if k.startswith(incident.number)), None)
+
+    body = json.dumps(await _eventually(work_order), ensure_ascii=False)
+    assert person.phone in body, "12345 may call back: the citizen agreed"
+
+    await citizen.say("救命 有人拿刀在砍人")
+
+    def cad_message() -> dict | None:
+        [emergency, *_] = incidents_of(live_server, citizen.sender)
+        found = receivers[CAD110].messages
+        return next((v for k, v in found.items() if k.startswith(emergency.number)), None)
+
+    cad = json.dumps(await _eventually(cad_message), ensure_ascii=False)
+    assert person.phone not in cad and person.id_number not in cad
+    assert person.phone[-4:] in cad, "the CAD sees the reporter's masked phone"
