@@ -125,6 +125,7 @@ class ActionCancelIncident(UsesServices, Action):
         except IncidentError:
             dispatcher.utter_message(text="这条报警无法撤销（已办结、已撤销或不存在）。")
             return []
+        self.services.handoff_queued()
         dispatcher.utter_message(text=f"报警{number}已撤销。如仍有危险，请立即拨打110。")
         return []
 

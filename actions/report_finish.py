@@ -101,6 +101,7 @@ class ActionFinishReport(UsesServices, Action):
                 record = await incidents.get(number)
                 if record is not None and record.is_open:
                     await incidents.cancel(number, channel, sender_id, TEXTS["cancel_reason"][0])
+                    self.services.handoff_queued()
             dispatcher.utter_message(response="utter_report_cancelled")
             return reset_report()
         decision = decision_from(slots)
@@ -111,6 +112,7 @@ class ActionFinishReport(UsesServices, Action):
             for event in await sync_incident(self.services, tracker, slots, dispatcher):
                 number = event["value"]
         await incidents.submit(number)
+        self.services.handoff_queued()
         language = language_of_slots(slots)
         say(dispatcher, "submitted", language, number=number)
         dispatcher.utter_message(text=NEXT_STEP[decision.route][language == "en"])

@@ -180,6 +180,8 @@ async def sync_incident(
         )
         if emergency and record.status == "draft":
             await services.incidents.submit(number, actor="system")
+        if emergency or record.status != "draft":  # already handed off: the update goes too
+            services.handoff_queued()
         return []
     channel, sender_id = reporter(tracker)
     citizen_id = await services.citizens.registered_id(channel, sender_id)
@@ -195,5 +197,6 @@ async def sync_incident(
     # Photos sent before the incident existed belong to it.
     await services.incidents.link_attachments(channel, sender_id, record.number)
     if emergency:
+        services.handoff_queued()
         say(dispatcher, "recorded", language_of_slots(slots), number=record.number)
     return [SlotSet("incident_number", record.number)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,9 @@ class ActionServices:
     citizens: CitizenDirectory
     incidents: IncidentBook
     registration: RegistrationService
+    # Called after a write that queued a handoff, so the relay sends it now (the bot passes
+    # the relay's wake-up; a split action server leaves it to the relay's poll).
+    handoff_queued: Callable[[], None] = lambda: None
 
     @classmethod
     def from_database(
@@ -28,6 +31,7 @@ class ActionServices:
         cipher: PiiCipher,
         env: Mapping[str, str] | None = None,
         var_dir: Path = Path("var"),
+        handoff_queued: Callable[[], None] | None = None,
     ) -> ActionServices:
         store = RegistrationStore(db, cipher)
         env = os.environ if env is None else env
@@ -35,6 +39,7 @@ class ActionServices:
             citizens=CitizenDirectory(db),
             incidents=IncidentBook(db, cipher),
             registration=build_registration(store, cipher.otp_key, env, var_dir),
+            handoff_queued=handoff_queued or (lambda: None),
         )
 
     @classmethod

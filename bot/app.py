@@ -227,8 +227,6 @@ async def converse(
         messages = await dialogue.respond(
             channel, sender, message, is_payload=is_payload, request_id=request_id_var.get()
         )
-    if HANDOFF in app:  # a turn may have queued a handoff: send it now, not at the next poll
-        app[HANDOFF].relay.wake()
     return messages or [{"text": "消息已收到。" + CALL_110}]
 
 
@@ -428,6 +426,8 @@ async def _load_dialogue(app: web.Application) -> None:
                         runtime.cipher,
                         {**os.environ, "ALARMBOT_ENV": settings.env},
                         settings.var_dir,
+                        # A queued handoff goes out at once, not at the relay's next poll.
+                        handoff_queued=app[HANDOFF].relay.wake if HANDOFF in app else None,
                     )
                 )
             )
