@@ -201,7 +201,7 @@ class ValidateIncidentForm(AnswerReadingForm):
         events = self._fill(dispatcher, turn, field, slots, text=correction.text)
         if events and events[0]["value"] is not None:
             say(dispatcher, "corrected", language_of_slots(slots))
-        return events if slot_of(field) != requested else events
+        return events
 
     def _confirm(
         self,
