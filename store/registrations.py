@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, not_, select, update
+from sqlalchemy.sql import ColumnElement, Select
 
 from store.crypto import PiiCipher
 from store.db import Database
@@ -40,6 +41,27 @@ class Identity:
     registered_at: datetime | None = None
 
 
+def _citizen_of(channel: str, sender_id: str) -> ColumnElement[bool]:
+    return and_(Citizen.channel == channel, Citizen.sender_id == sender_id)
+
+
+def _draft_of(channel: str, sender_id: str) -> ColumnElement[bool]:
+    return and_(RegistrationDraft.channel == channel, RegistrationDraft.sender_id == sender_id)
+
+
+def _registered_elsewhere(id_hash: str, channel: str, sender_id: str) -> Select:
+    """An active account other than this one holding the ID number: one ID, one account."""
+    return (
+        select(Citizen.id)
+        .where(
+            Citizen.id_number_hash == id_hash,
+            Citizen.status == REGISTERED,
+            not_(_citizen_of(channel, sender_id)),
+        )
+        .limit(1)
+    )
+
+
 class RegistrationStore:
     def __init__(
         self, db: Database, cipher: PiiCipher, now: Callable[[], datetime] = utcnow
@@ -63,9 +85,7 @@ class RegistrationStore:
     # --- the draft while registering ---
 
     async def draft(self, channel: str, sender_id: str) -> Identity | None:
-        query = select(RegistrationDraft).where(
-            RegistrationDraft.channel == channel, RegistrationDraft.sender_id == sender_id
-        )
+        query = select(RegistrationDraft).where(_draft_of(channel, sender_id))
         async with self._db.reader() as session:
             row = (await session.execute(query)).scalar_one_or_none()
         if row is None:
@@ -100,12 +120,7 @@ class RegistrationStore:
             )
         async with self._db.session() as session:
             found = await session.execute(
-                update(RegistrationDraft)
-                .where(
-                    RegistrationDraft.channel == channel,
-                    RegistrationDraft.sender_id == sender_id,
-                )
-                .values(**columns)
+                update(RegistrationDraft).where(_draft_of(channel, sender_id)).values(**columns)
             )
             if found.rowcount == 0:
                 await session.execute(
@@ -116,12 +131,7 @@ class RegistrationStore:
 
     async def discard_draft(self, channel: str, sender_id: str) -> None:
         async with self._db.session() as session:
-            await session.execute(
-                delete(RegistrationDraft).where(
-                    RegistrationDraft.channel == channel,
-                    RegistrationDraft.sender_id == sender_id,
-                )
-            )
+            await session.execute(delete(RegistrationDraft).where(_draft_of(channel, sender_id)))
 
     # --- SMS code sends (rate limits across accounts and workers) ---
 
@@ -148,13 +158,9 @@ class RegistrationStore:
     # --- the registered identity ---
 
     async def id_taken(self, id_number: str, channel: str, sender_id: str) -> bool:
-        query = select(Citizen.id).where(
-            Citizen.id_number_hash == self.id_hash(id_number),
-            Citizen.status == REGISTERED,
-            (Citizen.channel != channel) | (Citizen.sender_id != sender_id),
-        )
+        query = _registered_elsewhere(self.id_hash(id_number), channel, sender_id)
         async with self._db.reader() as session:
-            return (await session.execute(query.limit(1))).first() is not None
+            return (await session.execute(query)).first() is not None
 
     async def register(self, channel: str, sender_id: str, identity: Identity) -> int:
         """Move a complete draft to the citizen record in one transaction; the draft goes."""
@@ -162,13 +168,7 @@ class RegistrationStore:
         id_hash = self.id_hash(identity.id_number)
         now = self._now()
         async with self._db.session() as session:
-            taken = await session.execute(
-                select(Citizen.id).where(
-                    Citizen.id_number_hash == id_hash,
-                    Citizen.status == REGISTERED,
-                    (Citizen.channel != channel) | (Citizen.sender_id != sender_id),
-                )
-            )
+            taken = await session.execute(_registered_elsewhere(id_hash, channel, sender_id))
             if taken.first() is not None:
                 raise IdentityTaken
             values = {
@@ -184,9 +184,7 @@ class RegistrationStore:
                 "updated_at": now,
             }
             found = await session.execute(
-                update(Citizen)
-                .where(Citizen.channel == channel, Citizen.sender_id == sender_id)
-                .values(**values)
+                update(Citizen).where(_citizen_of(channel, sender_id)).values(**values)
             )
             if found.rowcount == 0:
                 await session.execute(
@@ -195,18 +193,9 @@ class RegistrationStore:
                     )
                 )
             citizen_id = (
-                await session.execute(
-                    select(Citizen.id).where(
-                        Citizen.channel == channel, Citizen.sender_id == sender_id
-                    )
-                )
+                await session.execute(select(Citizen.id).where(_citizen_of(channel, sender_id)))
             ).scalar_one()
-            await session.execute(
-                delete(RegistrationDraft).where(
-                    RegistrationDraft.channel == channel,
-                    RegistrationDraft.sender_id == sender_id,
-                )
-            )
+            await session.execute(delete(RegistrationDraft).where(_draft_of(channel, sender_id)))
             session.add(
                 AuditEntry(
                     actor="citizen",
@@ -219,7 +208,7 @@ class RegistrationStore:
         return citizen_id
 
     async def identity(self, channel: str, sender_id: str) -> Identity | None:
-        query = select(Citizen).where(Citizen.channel == channel, Citizen.sender_id == sender_id)
+        query = select(Citizen).where(_citizen_of(channel, sender_id))
         async with self._db.reader() as session:
             row = (await session.execute(query)).scalar_one_or_none()
         if row is None or row.status != REGISTERED:
@@ -237,11 +226,7 @@ class RegistrationStore:
         async with self._db.session() as session:
             await session.execute(
                 update(Citizen)
-                .where(
-                    Citizen.channel == channel,
-                    Citizen.sender_id == sender_id,
-                    Citizen.status == REGISTERED,
-                )
+                .where(_citizen_of(channel, sender_id), Citizen.status == REGISTERED)
                 .values(
                     phone_sealed=self._cipher.seal(phone, "citizens.phone"),
                     phone_hash=self.phone_hash(phone),
@@ -256,18 +241,9 @@ class RegistrationStore:
         now = self._now()
         async with self._db.session() as session:
             row = (
-                await session.execute(
-                    select(Citizen.id).where(
-                        Citizen.channel == channel, Citizen.sender_id == sender_id
-                    )
-                )
+                await session.execute(select(Citizen.id).where(_citizen_of(channel, sender_id)))
             ).scalar_one_or_none()
-            await session.execute(
-                delete(RegistrationDraft).where(
-                    RegistrationDraft.channel == channel,
-                    RegistrationDraft.sender_id == sender_id,
-                )
-            )
+            await session.execute(delete(RegistrationDraft).where(_draft_of(channel, sender_id)))
             if row is None:
                 return False
             await session.execute(
