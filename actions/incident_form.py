@@ -29,7 +29,7 @@ from actions.reporting import (
     slot_of,
     sync_incident,
 )
-from actions.turn import Turn
+from actions.turn import Turn, answer_buttons
 from routing.report import (
     UNKNOWN,
     clean,
@@ -228,13 +228,15 @@ class ValidateIncidentForm(AnswerReadingForm):
             policy = default_report_policy()
             dispatcher.utter_message(
                 response="utter_report_how_to_correct",
-                buttons=[
-                    {
-                        "title": policy.label(field_of(s), language_of_slots(slots)),
-                        "payload": f'/inform{{"answer": "{EDIT}:{field_of(s)}"}}',
-                    }
-                    for s in answered
-                ],
+                buttons=answer_buttons(
+                    *(
+                        (
+                            policy.label(field_of(s), language_of_slots(slots)),
+                            f"{EDIT}:{field_of(s)}",
+                        )
+                        for s in answered
+                    )
+                ),
             )
             return [SlotSet(CONFIRM, None)]
         say(dispatcher, "confirm_hint", language_of_slots(slots))

@@ -18,7 +18,7 @@ from actions.custom_forms import AnswerReadingForm, Events
 from actions.reporting import FORM as INCIDENT_FORM
 from actions.reporting import described, reset_report
 from actions.services import UsesServices
-from actions.turn import Turn, reporter
+from actions.turn import Turn, answer_buttons, reporter
 from routing.report import clean
 from routing.triage import triage
 
@@ -39,8 +39,13 @@ ASKED = {
 }
 
 
-def _buttons(*pairs: tuple[str, str]) -> list[dict[str, str]]:
-    return [{"title": t, "payload": f'/inform{{"answer": "{a}"}}'} for t, a in pairs]
+def identity_lines(shown: dict[str, str]) -> list[str]:
+    """The masked identity, one fact a line (the summary card and 查看我的信息)."""
+    return [
+        f"姓名：{shown.get('name', '未填')}",
+        f"证件：{shown.get('id', '未填')}",
+        f"手机：{shown.get('phone', '未填')}",
+    ]
 
 
 def required_for(slots: dict[str, Any]) -> list[str]:
@@ -188,7 +193,7 @@ class ValidateRegistrationForm(AnswerReadingForm):
         if exhausted:
             dispatcher.utter_message(
                 text="多次没有通过。需要人工帮助请拨打110；紧急情况不用登记，直接告诉我发生了什么。",
-                buttons=_buttons(("取消登记", CANCEL)),
+                buttons=answer_buttons(("取消登记", CANCEL)),
             )
         return [SlotSet(slot, None), *counted]
 
@@ -202,15 +207,9 @@ class ActionAskRegConfirm(UsesServices, Action):
     ) -> list[dict[str, Any]]:
         channel, sender_id = reporter(tracker)
         shown = await self.services.registration.summary(channel, sender_id)
-        lines = [
-            "请核对您的登记信息：",
-            f"姓名：{shown.get('name', '未填')}",
-            f"证件：{shown.get('id', '未填')}",
-            f"手机：{shown.get('phone', '未填')}",
-        ]
         dispatcher.utter_message(
-            text="\n".join(lines),
-            buttons=_buttons(("确认登记", SUBMIT), ("重新填写", EDIT), ("取消", CANCEL)),
+            text="\n".join(["请核对您的登记信息：", *identity_lines(shown)]),
+            buttons=answer_buttons(("确认登记", SUBMIT), ("重新填写", EDIT), ("取消", CANCEL)),
         )
         return []
 
@@ -290,7 +289,7 @@ class ActionMyInfo(UsesServices, Action):
             dispatcher.utter_message(response="utter_not_registered")
             return []
         dispatcher.utter_message(
-            text=f"您的登记信息：\n姓名：{shown['name']}\n证件：{shown['id']}\n手机：{shown['phone']}",
+            text="\n".join(["您的登记信息：", *identity_lines(shown)]),
             buttons=[
                 {"title": "修改手机号", "payload": "/change_phone"},
                 {"title": "注销并删除我的信息", "payload": "/delete_my_data"},

@@ -18,7 +18,7 @@ from actions.reporting import (
     sync_incident,
 )
 from actions.services import UsesServices
-from actions.turn import reporter
+from actions.turn import answer_buttons, reporter
 from routing.report import completeness, default_report_policy, summary_lines
 from routing.triage import CIVIC, MEDIATION, POLICE, default_policy
 
@@ -42,10 +42,6 @@ BUTTONS = {
     "zh": (("提交", SUBMIT), ("修改", EDIT), ("取消", CANCEL)),
     "en": (("Submit", SUBMIT), ("Change", EDIT), ("Cancel", CANCEL)),
 }
-
-
-def _buttons(*pairs: tuple[str, str]) -> list[dict[str, str]]:
-    return [{"title": t, "payload": f'/inform{{"answer": "{a}"}}'} for t, a in pairs]
 
 
 class ActionAskReportConfirm(Action):
@@ -79,7 +75,7 @@ class ActionAskReportConfirm(Action):
             zh_missing, en_missing = TEXTS["missing"]
             template = en_missing if language == "en" else zh_missing
             lines.append(template.format(items=(", " if language == "en" else "、").join(missing)))
-        dispatcher.utter_message(text="\n".join(lines), buttons=_buttons(*BUTTONS[language]))
+        dispatcher.utter_message(text="\n".join(lines), buttons=answer_buttons(*BUTTONS[language]))
         return []
 
 

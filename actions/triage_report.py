@@ -45,6 +45,15 @@ def _explain_en(decision: Decision) -> list[str]:
     return [where]
 
 
+def start_report(
+    dispatcher: CollectingDispatcher, text: str, decision: Decision, parse: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Say where the report goes, and open a fresh one holding this description."""
+    for message in explain(decision, language_of(text) or "zh"):
+        dispatcher.utter_message(text=message)
+    return [*reset_report(), *described(text, decision, parse.get("entities") or [])]
+
+
 class ActionTriageReport(Action):
     """Triages a described report, keeps the decision in slots and opens a fresh report.
 
@@ -66,9 +75,7 @@ class ActionTriageReport(Action):
         bare_request = (latest.get("intent") or {}).get("name") == "report_incident"
         if bare_request and decision.category == "other" and not decision.call_110_now:
             return fresh
-        for message in explain(decision, language_of(text) or "zh"):
-            dispatcher.utter_message(text=message)
-        return [*fresh, *described(text, decision, latest.get("entities") or [])]
+        return start_report(dispatcher, text, decision, latest)
 
 
 class ActionUnclearMessage(Action):
@@ -93,9 +100,6 @@ class ActionUnclearMessage(Action):
             # report (police when the model is unsure) rather than bounced in Chinese.
             english = language_of(text, min_words=4) == "en"
             if decision.call_110_now or decision.aggression or english:
-                for message in explain(decision, language_of(text) or "zh"):
-                    dispatcher.utter_message(text=message)
-                entities = latest.get("entities") or []
-                return [*reset_report(), *described(text, decision, entities), FollowupAction(FORM)]
+                return [*start_report(dispatcher, text, decision, latest), FollowupAction(FORM)]
         dispatcher.utter_message(response="utter_nlu_fallback")
         return []

@@ -52,6 +52,13 @@ class Turn:
         )
 
 
+def answer_buttons(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    """Quick replies whose payload `Turn.latest` reads back as `button`: (title, answer)."""
+    return [
+        {"title": title, "payload": f'/inform{{"answer": "{answer}"}}'} for title, answer in pairs
+    ]
+
+
 def is_answer_turn(tracker: Tracker, form: str) -> bool:
     """True when the form runs right after the citizen spoke, not when it resumes after
     answering an interruption (then the latest message was already handled)."""
