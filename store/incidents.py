@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import models, outbox
 from store.crypto import PiiCipher
 from store.db import Database
-from store.models import utcnow
+from store.models import as_utc, utcnow
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -200,17 +200,6 @@ def check_attachment(kind: str, mime: str, data: bytes) -> str:
     return canonical
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; we only ever store UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def _utc_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _utc(moment)
-
-
 _SNAPSHOT_TIMES = ("created_at", "updated_at", "submitted_at", "closed_at")
 
 
@@ -230,7 +219,7 @@ def record_from_snapshot(data: Mapping[str, Any]) -> IncidentRecord:
     values["details"] = dict(values["details"] or {})
     for name in _SNAPSHOT_TIMES:
         if values[name] is not None:
-            values[name] = _utc(datetime.fromisoformat(values[name]))
+            values[name] = as_utc(datetime.fromisoformat(values[name]))
     return IncidentRecord(**values)
 
 
@@ -241,7 +230,7 @@ def _attachment_meta(row: Any) -> AttachmentMeta:  # noqa: ANN401 - ORM row or r
         mime=row.mime,
         size=row.size,
         sha256=row.sha256,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
     )
 
 
@@ -313,10 +302,10 @@ class IncidentBook:
             completeness=row.completeness,
             missing=tuple(row.missing or ()),
             district=row.district,
-            created_at=_utc(row.created_at),
-            updated_at=_utc(row.updated_at),
-            submitted_at=_utc_or_none(row.submitted_at),
-            closed_at=_utc_or_none(row.closed_at),
+            created_at=as_utc(row.created_at),
+            updated_at=as_utc(row.updated_at),
+            submitted_at=as_utc(row.submitted_at),
+            closed_at=as_utc(row.closed_at),
         )
 
     # --- writing ---
@@ -667,7 +656,7 @@ class IncidentBook:
             await session.flush()
         return IncidentEvent(
             id=event.id,
-            at=_utc(event.at),
+            at=as_utc(event.at),
             kind=event.kind,
             status=event.status,
             actor=event.actor,
@@ -727,7 +716,7 @@ class IncidentBook:
         return [
             IncidentEvent(
                 id=row.id,
-                at=_utc(row.at),
+                at=as_utc(row.at),
                 kind=row.kind,
                 status=row.status,
                 actor=row.actor,

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from store import models
 from store.db import Database
-from store.models import utcnow
+from store.models import as_utc, utcnow
 
 ON_DUTY, BOOKING = "on_duty", "booking"
 MODES = (ON_DUTY, BOOKING)
@@ -33,14 +33,6 @@ OFFERED, ACCEPTED, DECLINED, EXPIRED = "offered", "accepted", "declined", "expir
 ON_SITE, WITHDRAWN = "on_site", "cancelled"
 LIVE_ASSIGNMENT_STATES = (OFFERED, ACCEPTED)
 SMS_SENDING = "sending"
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back what it was given, without the offset
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -89,11 +81,11 @@ def _case(row: models.MediationCase, number: str) -> MediationCaseView:
         mode=row.mode,
         district=row.district,
         state=row.state,
-        received_at=_utc(row.received_at),  # type: ignore[arg-type]
-        rota_at=_utc(row.rota_at),  # type: ignore[arg-type]
-        sla_due_at=_utc(row.sla_due_at),
-        booking_due_at=_utc(row.booking_due_at),
-        escalated_at=_utc(row.escalated_at),
+        received_at=as_utc(row.received_at),  # type: ignore[arg-type]
+        rota_at=as_utc(row.rota_at),  # type: ignore[arg-type]
+        sla_due_at=as_utc(row.sla_due_at),
+        booking_due_at=as_utc(row.booking_due_at),
+        escalated_at=as_utc(row.escalated_at),
         escalation=row.escalation,
     )
 
@@ -106,12 +98,12 @@ def _assignment(row: models.MediationAssignment) -> AssignmentView:
         district=row.district,
         reach=row.reach,
         state=row.state,
-        offered_at=_utc(row.offered_at),  # type: ignore[arg-type]
-        answer_due_at=_utc(row.answer_due_at),  # type: ignore[arg-type]
-        answered_at=_utc(row.answered_at),
-        on_site_at=_utc(row.on_site_at),
+        offered_at=as_utc(row.offered_at),  # type: ignore[arg-type]
+        answer_due_at=as_utc(row.answer_due_at),  # type: ignore[arg-type]
+        answered_at=as_utc(row.answered_at),
+        on_site_at=as_utc(row.on_site_at),
         sms_ref=row.sms_ref,
-        sms_sent_at=_utc(row.sms_sent_at),
+        sms_sent_at=as_utc(row.sms_sent_at),
     )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from store import models
 from store.crypto import PiiCipher
 from store.db import Database
-from store.models import utcnow
+from store.models import as_utc, utcnow
 
 MAX_NOTICE_CHARS = 500
 
@@ -87,9 +87,7 @@ class NoticeBoard:
                     .execution_options(synchronize_session=False)
                 )
                 if won.rowcount == 1:
-                    created = row.created_at
-                    if created.tzinfo is None:
-                        created = created.replace(tzinfo=timezone.utc)
+                    created = as_utc(row.created_at)
                     text = self._cipher.open(row.text_sealed, _context(channel, sender_id))
                     taken.append(Notice(row.id, text, created))
         return taken

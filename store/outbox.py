@@ -34,7 +34,7 @@ from sqlalchemy.orm import aliased
 from store import models
 from store.crypto import DecryptionError, PiiCipher
 from store.db import Database
-from store.models import utcnow
+from store.models import as_utc, utcnow
 
 # Targets: where a handoff goes.
 CAD110 = "cad110"
@@ -95,15 +95,8 @@ def clip_error(error: str | None) -> str | None:
     return None if error is None else error[:ERROR_CHARS]
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; we only ever store UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
 def _utc_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _utc(moment)
+    return None if moment is None else as_utc(moment)
 
 
 def _payload_context(key: str) -> str:
@@ -294,11 +287,11 @@ class Outbox:
             idempotency_key=row.idempotency_key,
             status=row.status,
             attempts=row.attempts,
-            next_attempt_at=_utc(row.next_attempt_at),
+            next_attempt_at=as_utc(row.next_attempt_at),
             claimed_by=row.claimed_by,
             claimed_until=_utc_or_none(row.claimed_until),
             last_error=row.last_error,
-            created_at=_utc(row.created_at),
+            created_at=as_utc(row.created_at),
             sent_at=_utc_or_none(row.sent_at),
             external_ref=row.external_ref,
             payload=payload,
@@ -500,7 +493,7 @@ class Outbox:
             rows = (await session.execute(query)).scalars().all()
         return [
             Attempt(
-                at=_utc(found.at),
+                at=as_utc(found.at),
                 ok=bool(found.ok),
                 duration_ms=found.duration_ms,
                 status_code=found.status_code,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, not_, select, update
@@ -18,7 +18,15 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from store.crypto import PiiCipher
 from store.db import Database
-from store.models import AuditEntry, Citizen, Incident, OtpSend, RegistrationDraft, utcnow
+from store.models import (
+    AuditEntry,
+    Citizen,
+    Incident,
+    OtpSend,
+    RegistrationDraft,
+    as_utc,
+    utcnow,
+)
 
 REGISTERED, ERASED = "registered", "erased"
 _ID_HASH, _PHONE_HASH = "id_number", "phone"
@@ -146,7 +154,7 @@ class RegistrationStore:
             rows = (await session.execute(query)).all()
         found: dict[str, list[float]] = {key: [] for key in keys}
         for key, at in rows:
-            found[key].append(_aware(at).timestamp())
+            found[key].append(as_utc(at).timestamp())
         return found
 
     async def record_send(self, keys: Iterable[str], at: datetime) -> None:
@@ -219,7 +227,7 @@ class RegistrationStore:
             id_number=self._open(row.id_number_sealed, "citizens.id_number"),
             phone=self._open(row.phone_sealed, "citizens.phone"),
             status=row.status,
-            registered_at=_aware(row.registered_at),
+            registered_at=as_utc(row.registered_at),
         )
 
     async def change_phone(self, channel: str, sender_id: str, phone: str) -> None:
@@ -270,10 +278,3 @@ class RegistrationStore:
                 )
             )
         return True
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes for timezone columns: they were stored as UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=timezone.utc)

@@ -15,18 +15,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from store.db import Database
-from store.models import WeChatKey
+from store.models import WeChatKey, as_utc
 
 PURGE_EVERY = 200  # new keys between purges of expired rows
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns: they are UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 class KeyStore:
@@ -69,7 +64,7 @@ class KeyStore:
         query = select(WeChatKey.value, WeChatKey.expires_at).where(WeChatKey.key == key)
         async with self._db.reader() as session:
             row = (await session.execute(query)).first()
-        if row is None or _aware(row.expires_at) <= _now():
+        if row is None or as_utc(row.expires_at) <= _now():
             return None
         return row.value
 
