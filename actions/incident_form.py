@@ -8,7 +8,6 @@ and the last one must change the report at once, whatever was asked.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
@@ -41,8 +40,6 @@ from routing.report import (
     read_answer,
 )
 from routing.triage import POLICE, triage
-
-logger = logging.getLogger(__name__)
 
 CONFIRM = "report_confirm"
 SUBMIT, CANCEL, EDIT = "submit", "cancel", "edit"

@@ -3,7 +3,6 @@ the stored incident in step with the conversation."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -20,8 +19,6 @@ from routing.report import (
     prefill,
 )
 from routing.triage import Decision
-
-logger = logging.getLogger(__name__)
 
 FORM = "incident_form"
 _PREFIX = "report_"
