@@ -383,3 +383,59 @@ class CitizenNotice(Base):
     text_sealed = Column(LargeBinary, nullable=False)  # may quote their case: sealed
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     shown_at = Column(DateTime(timezone=True))
+
+
+class MiniProgramUser(Base):
+    """A mini-program user, by openid (what `jscode2session` answers for `wx.login`'s code).
+
+    WeChat's session_key would let anyone holding it forge the user's signed data: sealed,
+    replaced at every login, never returned or logged.
+    """
+
+    __tablename__ = "miniprogram_users"
+
+    openid = Column(String(128), primary_key=True)
+    session_key_sealed = Column(LargeBinary, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    last_login_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class MiniProgramSession(Base):
+    """Our own session token for the mini-program's calls: only its SHA-256 is kept, so a
+    copy of the database cannot be used to call the API as a citizen."""
+
+    __tablename__ = "miniprogram_sessions"
+    __table_args__ = (
+        Index("ix_miniprogram_sessions_openid", "openid"),
+        Index("ix_miniprogram_sessions_expires_at", "expires_at"),
+    )
+
+    token_hash = Column(String(64), primary_key=True)
+    openid = Column(String(128), nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    expires_at = Column(DateTime(timezone=True), nullable=False)
+
+
+class WeChatContact(Base):
+    """When an openid last wrote to us, and how many customer-service messages went to it
+    since: WeChat allows them for 48 hours after the citizen's message, five per message.
+    In the database so that every worker counts against the same five."""
+
+    __tablename__ = "wechat_contacts"
+
+    openid = Column(String(128), primary_key=True)
+    last_inbound_at = Column(DateTime(timezone=True), nullable=False)
+    sent_since_inbound = Column(Integer, nullable=False, default=0)
+
+
+class WeChatSubscription(Base):
+    """One subscribe-message grant (the mini-program's wx.requestSubscribeMessage accepted):
+    WeChat allows one message per grant, so a row is deleted when it is used."""
+
+    __tablename__ = "wechat_subscriptions"
+    __table_args__ = (Index("ix_wechat_subscriptions_openid", "openid", "template_id", "id"),)
+
+    id = Column(BigId, primary_key=True)
+    openid = Column(String(128), nullable=False)
+    template_id = Column(String(128), nullable=False)
+    granted_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
