@@ -19,6 +19,7 @@ from actions.reporting import FORM as INCIDENT_FORM
 from actions.reporting import described, reset_report
 from actions.services import UsesServices
 from actions.turn import Turn, answer_buttons, reporter
+from routing.registration import Step
 from routing.report import clean
 from routing.triage import triage
 
@@ -128,7 +129,7 @@ class ValidateRegistrationForm(AnswerReadingForm):
                 sent = await service.send_code(channel, sender_id)
                 if not sent.ok:
                     dispatcher.utter_message(text=sent.hint)
-                    return [SlotSet("reg_phone", None)]
+                    return _without_sms(sent) or [SlotSet("reg_phone", None)]
                 dispatcher.utter_message(text=f"验证码已发到{step.shown}，5分钟内有效。")
         elif requested == "reg_code":
             return await self._code(dispatcher, channel, sender_id, turn, typed, slots)
@@ -151,7 +152,7 @@ class ValidateRegistrationForm(AnswerReadingForm):
         if turn.button == RESEND:
             sent = await service.send_code(channel, sender_id)
             dispatcher.utter_message(text="已重新发送验证码。" if sent.ok else sent.hint)
-            return [SlotSet("reg_code", None)]
+            return _without_sms(sent) or [SlotSet("reg_code", None)]
         if turn.button == CHANGE_PHONE:
             return [SlotSet("reg_phone", None), SlotSet("reg_code", None)]
         step = await service.check_code(channel, sender_id, typed)
@@ -242,6 +243,11 @@ class ActionFinishRegistration(UsesServices, Action):
         if slots.get("reg_confirm") == SUBMIT and mode != CHANGE_PHONE:
             dispatcher.utter_message(response="utter_registered")
         return reset_registration()
+
+
+def _without_sms(sent: Step) -> Events:
+    """No SMS gateway at all: asking for the phone again would loop, so the form ends."""
+    return [SlotSet("reg_confirm", CANCEL)] if sent.code == "sms_unavailable" else []
 
 
 class ActionStartRegistration(UsesServices, Action):

@@ -48,6 +48,9 @@ from store.registrations import Identity, IdentityTaken, RegistrationStore
 logger = logging.getLogger(__name__)
 
 ID_KIND_LABELS_FALLBACK = "证件"
+SMS_UNAVAILABLE = (
+    "验证码短信暂时发不出去，登记现在无法完成，请稍后再试。报警不受影响：直接告诉我发生了什么即可。"
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class RegistrationService:
         self,
         store: RegistrationStore,
         codes: OneTimeCodes,
-        sms: SmsGateway,
+        sms: SmsGateway | None,
         verifier: IdentityVerifier,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
@@ -111,6 +114,8 @@ class RegistrationService:
         draft = await self._store.draft(channel, sender_id)
         if draft is None or not draft.phone:
             return Step(False, hint="请先告诉我手机号。", code="no_phone")
+        if self._sms is None:
+            return Step(False, hint=SMS_UNAVAILABLE, code="sms_unavailable")
         now = self._clock()
         phone_key = self._codes.phone_key(draft.phone)
         sender_key = "sender:" + self._store.phone_hash(f"{channel}:{sender_id}")
@@ -217,13 +222,17 @@ def build_registration(
     store: RegistrationStore, otp_key: bytes, env: Mapping[str, str], var_dir: Path
 ) -> RegistrationService:
     """Adapters from the environment: SMS_URL/SMS_API_KEY and IDENTITY_URL/IDENTITY_APP_KEY;
-    without them a LOCAL SMS outbox (var/local-sms.jsonl) and a format-only verifier, which
-    is refused in prod."""
+    without them a LOCAL SMS outbox (var/local-sms.jsonl) and a format-only verifier.
+
+    In prod without SMS_URL registration says codes cannot be sent, loudly in the log, but
+    the service still starts: refusing to start would refuse emergencies too."""
     prod = env.get("ALARMBOT_ENV", "dev") == "prod"
+    sms: SmsGateway | None
     if env.get("SMS_URL"):
-        sms: SmsGateway = HttpSmsGateway(env["SMS_URL"], env.get("SMS_API_KEY", ""))
+        sms = HttpSmsGateway(env["SMS_URL"], env.get("SMS_API_KEY", ""))
     elif prod:
-        raise RuntimeError("SMS_URL is not set: registration cannot send codes in prod")
+        logger.error("SMS_URL is not set: registration cannot send codes until it is")
+        sms = None
     else:
         sms = LocalSmsOutbox(var_dir / "local-sms.jsonl")
     if env.get("IDENTITY_URL"):

@@ -25,10 +25,16 @@ WECHAT_TEST_ENV = {
 }
 
 
-def make_settings(var_dir: Path, models_dir: Path, database_url: str | None = None) -> Settings:
-    """Test settings: own var dir and database, a fixed throwaway key, migrations applied."""
+def make_settings(
+    var_dir: Path,
+    models_dir: Path,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Test settings: own var dir and database, a fixed throwaway key, migrations applied;
+    `env` adds to (or overrides) the test environment."""
     settings = Settings.from_env(
-        env={"ALARMBOT_ENV": "test", **WECHAT_TEST_ENV},
+        env={"ALARMBOT_ENV": "test", **WECHAT_TEST_ENV, **(env or {})},
         var_dir=var_dir,
         models_dir=models_dir,
         database_url=database_url or default_sqlite_url(var_dir),

@@ -4,6 +4,7 @@ SMS codes with limits across accounts, one ID per account, phone change and eras
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from routing.adapters.identity import LocalFormatOnlyVerifier
 from routing.adapters.sms import LocalSmsOutbox
 from routing.otp import OneTimeCodes
-from routing.registration import RegistrationService
+from routing.registration import RegistrationService, build_registration
 from store.crypto import PiiCipher
 from store.incidents import IncidentBook
 from store.models import Citizen, Incident, RegistrationDraft
@@ -147,6 +148,18 @@ async def test_sms_failure_is_reported_not_raised(db, clock: Clock) -> None:  # 
     await service.give_phone("web", "d", fake_identity(51).phone)
     step = await service.send_code("web", "d")
     assert not step.ok and step.code == "sms_failed"
+
+
+async def test_prod_without_sms_gateway_builds_and_says_codes_cannot_be_sent(
+    db, tmp_path: Path
+) -> None:  # noqa: ANN001
+    service = build_registration(
+        RegistrationStore(db, CIPHER), CIPHER.otp_key, {"ALARMBOT_ENV": "prod"}, tmp_path
+    )
+    await service.give_phone("web", "p", fake_identity(52).phone)
+    step = await service.send_code("web", "p")
+    assert not step.ok and step.code == "sms_unavailable" and "报警不受影响" in step.hint
+    assert not (tmp_path / "local-sms.jsonl").exists()  # nothing pretended to send
 
 
 async def test_change_phone_and_erase(db, service, sms) -> None:  # noqa: ANN001

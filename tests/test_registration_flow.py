@@ -14,6 +14,7 @@ import pytest
 from bot.app import RUNTIME
 from store.registrations import RegistrationStore
 from tests.fakes import FakeIdentity, fake_identity
+from tests.support import ServerThread, make_settings
 from tests.test_incident_flow import Citizen, incidents_of
 
 
@@ -217,3 +218,36 @@ async def test_a_registered_reporters_contact_goes_to_12345_with_consent(
     cad = json.dumps(await _eventually(cad_message), ensure_ascii=False)
     assert person.phone not in cad and person.id_number not in cad
     assert person.phone[-4:] in cad, "the CAD sees the reporter's masked phone"
+
+
+@pytest.fixture(scope="module")
+def prod_server_without_gateways(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Production with nothing external configured: no SMS gateway, CAD, 12345 or roster."""
+    settings = make_settings(
+        tmp_path_factory.mktemp("prod"), model_path.parent, env={"ALARMBOT_ENV": "prod"}
+    )
+    server = ServerThread(settings).start()
+    yield server
+    server.stop()
+
+
+async def test_prod_without_sms_gateway_still_takes_reports(prod_server_without_gateways) -> None:  # noqa: ANN001
+    """Registration says it cannot send codes and ends; an emergency is taken regardless."""
+    server = prod_server_without_gateways
+    citizen = Citizen(server.url)
+    person = fake_identity(511)
+    await citizen.press("/register")
+    await citizen.answer("yes")
+    await citizen.say(person.name)
+    await citizen.say(person.id_number)
+    reply = await citizen.say(person.phone)
+    assert "验证码短信暂时发不出去" in reply and "报警不受影响" in reply
+    assert not (Path(server.settings.var_dir) / "local-sms.jsonl").exists()
+    runtime = server.app[RUNTIME]
+    draft = server.call(RegistrationStore(runtime.db, runtime.cipher).draft("web", citizen.sender))
+    assert draft is None  # what was typed is not kept once registration cannot finish
+
+    reply = await citizen.say("有人拿刀在砍人，就在我家楼下")
+    assert "110" in reply
+    [incident] = incidents_of(server, citizen.sender)
+    assert incident.route == "police"
