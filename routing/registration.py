@@ -19,7 +19,13 @@ from routing.adapters.identity import (
     LocalFormatOnlyVerifier,
     VerificationStatus,
 )
-from routing.adapters.sms import OTP_TEMPLATE, HttpSmsGateway, LocalSmsOutbox, SmsGateway
+from routing.adapters.sms import (
+    OTP_TEMPLATE,
+    HttpSmsGateway,
+    LocalSmsOutbox,
+    SmsGateway,
+    sms_key,
+)
 from routing.identity import (
     ID_KIND_LABELS,
     IdKind,
@@ -135,7 +141,10 @@ class RegistrationService:
         await self._store.record_send([phone_key, sender_key], now)
         await self._store.save_draft(channel, sender_id, otp=result.challenge.to_dict())
         try:
-            await self._sms.send(draft.phone, OTP_TEMPLATE, {"code": result.code})
+            # One code, one logical message: its key comes from the challenge (a resend of
+            # this code would carry the same one; a new code is a new message).
+            key = sms_key(OTP_TEMPLATE, result.challenge.nonce)
+            await self._sms.send(draft.phone, OTP_TEMPLATE, {"code": result.code}, key=key)
         except Exception:  # the gateway's own error types; never the code in a log
             logger.exception("SMS code could not be sent")
             return Step(False, hint="短信暂时发不出去，请稍后再试。", code="sms_failed")

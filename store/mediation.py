@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from store import models
@@ -357,14 +357,18 @@ class MediationDesk:
         async with self._db.reader() as session:
             return [_assignment(row) for row in (await session.execute(query)).scalars()]
 
-    async def claim_sms(self, assignment_id: int) -> bool:
-        """Take the right to send this offer's SMS (False: sent, or another worker sends)."""
+    async def claim_sms(self, assignment_id: int, stale_before: datetime) -> bool:
+        """Take the right to send this offer's SMS (False: sent, or another worker sends).
+        A claim taken before `stale_before` and never finished belongs to a worker that died
+        mid-send: it may be taken over (the resend carries the same idempotency key).
+        `sms_sent_at` holds the claim's time until the send is done."""
         table = models.MediationAssignment
+        stale = and_(table.sms_ref == SMS_SENDING, table.sms_sent_at < stale_before)
         async with self._db.session() as session:
             result = await session.execute(
                 update(table)
-                .where(table.id == assignment_id, table.sms_ref.is_(None))
-                .values(sms_ref=SMS_SENDING)
+                .where(table.id == assignment_id, or_(table.sms_ref.is_(None), stale))
+                .values(sms_ref=SMS_SENDING, sms_sent_at=self._now())
             )
         return result.rowcount == 1
 
@@ -374,7 +378,7 @@ class MediationDesk:
         values = (
             {"sms_ref": ref[:64], "sms_sent_at": self._now()}
             if ref is not None
-            else {"sms_ref": None}
+            else {"sms_ref": None, "sms_sent_at": None}
         )
         async with self._db.session() as session:
             await session.execute(update(table).where(table.id == assignment_id).values(**values))

@@ -33,12 +33,15 @@ from routing.adapters.sms import (
     SmsReceipt,
     SmsTemplateError,
     render_sms,
+    sms_key,
 )
+from routing.handoff.local_receivers import LOCAL_SMS, running_local_receiver
 from routing.identity import IdKind, mask_phone
 from tests.fakes import fake_identity
 
 PERSON = fake_identity(42)
 API_KEY = "test-sms-api-key"
+KEY = sms_key(OTP_TEMPLATE, "a-challenge-nonce")
 APP_KEY = "test-identity-app-key"
 TODAY = date(2025, 6, 1)
 
@@ -132,8 +135,8 @@ async def test_local_outbox_records_in_memory_and_file_without_the_phone_in_clea
     outbox = LocalSmsOutbox(path, clock=lambda: 1000.0)
     gateway: SmsGateway = outbox
     with caplog.at_level(logging.WARNING, logger="routing.adapters.sms"):
-        receipt = await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "204060"})
-        await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "314159"})
+        receipt = await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "204060"}, key="k1")
+        await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "314159"}, key="k2")
     assert receipt.gateway == "local" and receipt.message_id.startswith("local-")
     assert [m.params["code"] for m in outbox.messages] == ["204060", "314159"]
     last = outbox.last_to(PERSON.phone)
@@ -153,9 +156,9 @@ async def test_local_outbox_records_in_memory_and_file_without_the_phone_in_clea
 
 async def test_local_outbox_without_a_file_and_refusing_bad_params() -> None:
     outbox = LocalSmsOutbox(None)
-    await outbox.send(PERSON.phone, OTP_TEMPLATE, {"code": "111111"})
+    await outbox.send(PERSON.phone, OTP_TEMPLATE, {"code": "111111"}, key=KEY)
     with pytest.raises(SmsTemplateError):
-        await outbox.send(PERSON.phone, OTP_TEMPLATE, {"code": PERSON.id_number})
+        await outbox.send(PERSON.phone, OTP_TEMPLATE, {"code": PERSON.id_number}, key="k2")
     assert len(outbox.messages) == 1
 
 
@@ -169,7 +172,7 @@ async def test_http_sms_success_sends_json_with_auth_and_idempotency_key(serve: 
     url = await serve(ok)
     gateway = HttpSmsGateway(url.removesuffix("/messages") + "/", API_KEY, timeout_s=5)
     try:
-        receipt = await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"})
+        receipt = await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"}, key=KEY)
     finally:
         await gateway.close()
     assert receipt == SmsReceipt(message_id="m-1", gateway="http")
@@ -180,7 +183,7 @@ async def test_http_sms_success_sends_json_with_auth_and_idempotency_key(serve: 
         "params": {"code": "123456"},
     }
     assert request["headers"]["Authorization"] == f"Bearer {API_KEY}"
-    assert len(request["headers"]["Idempotency-Key"]) == 32
+    assert request["headers"]["Idempotency-Key"] == KEY
 
 
 @pytest.mark.parametrize(
@@ -193,7 +196,7 @@ async def test_http_sms_non_2xx_is_a_typed_error(serve: Any, status: int, retrya
     gateway = HttpSmsGateway((await serve(fail)).removesuffix("/messages"), API_KEY)
     try:
         with pytest.raises(SmsDeliveryError) as caught:
-            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"})
+            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"}, key=KEY)
     finally:
         await gateway.close()
     assert caught.value.status == status and caught.value.retryable is retryable
@@ -209,7 +212,7 @@ async def test_http_sms_garbage_answer_is_a_typed_error(serve: Any, body: bytes)
     gateway = HttpSmsGateway((await serve(garbage)).removesuffix("/messages"), API_KEY)
     try:
         with pytest.raises(SmsDeliveryError) as caught:
-            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"})
+            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"}, key=KEY)
     finally:
         await gateway.close()
     assert caught.value.retryable is False and caught.value.status == 200
@@ -223,7 +226,7 @@ async def test_http_sms_slow_server_times_out(serve: Any, release: asyncio.Event
     gateway = HttpSmsGateway((await serve(slow)).removesuffix("/messages"), API_KEY, 0.2)
     try:
         with pytest.raises(SmsDeliveryError, match="timed out") as caught:
-            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"})
+            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"}, key=KEY)
     finally:
         await gateway.close()
     assert caught.value.retryable is True
@@ -233,7 +236,7 @@ async def test_http_sms_unreachable_is_a_typed_error() -> None:
     gateway = HttpSmsGateway(closed_port_url(), API_KEY, timeout_s=5)
     try:
         with pytest.raises(SmsDeliveryError, match="unreachable") as caught:
-            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"})
+            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"}, key=KEY)
     finally:
         await gateway.close()
     assert caught.value.retryable is True
@@ -246,10 +249,62 @@ async def test_http_sms_refuses_an_id_number_before_sending(serve: Any) -> None:
     gateway = HttpSmsGateway((await serve(ok)).removesuffix("/messages"), API_KEY)
     try:
         with pytest.raises(SmsTemplateError):
-            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": PERSON.id_number})
+            await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": PERSON.id_number}, key=KEY)
     finally:
         await gateway.close()
     assert serve.seen == []
+
+
+def test_sms_keys_are_stable_per_logical_message_and_tell_nothing() -> None:
+    key = sms_key(OTP_TEMPLATE, "nonce-1")
+    assert key == sms_key(OTP_TEMPLATE, "nonce-1")  # another process, another attempt
+    assert len(key) == 32 and int(key, 16) >= 0 and "nonce" not in key
+    assert key != sms_key(OTP_TEMPLATE, "nonce-2") != sms_key("mediation_cancel", "nonce-1")
+    assert sms_key("t", "a", "b") != sms_key("t", "ab")  # parts cannot run into each other
+
+
+async def test_a_resend_under_the_same_key_is_kept_once_by_the_local_sms_gateway(
+    tmp_path: Path,
+) -> None:
+    async with running_local_receiver(LOCAL_SMS, tmp_path, id_field="message_id") as running:
+        gateway = HttpSmsGateway(running.base_url, API_KEY, timeout_s=5)
+        try:
+            first = await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"}, key=KEY)
+            again = await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"}, key=KEY)
+            other = sms_key(OTP_TEMPLATE, "the next code")
+            fresh = await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "654321"}, key=other)
+        finally:
+            await gateway.close()
+        receiver = running.receiver
+    assert not first.duplicate and again.duplicate and not fresh.duplicate
+    assert again.message_id == first.message_id != fresh.message_id
+    assert receiver.keys() == [KEY, KEY, other] and receiver.logical_count == 2
+    assert [r.status for r in receiver.requests] == [201, 409, 201]
+    assert PERSON.phone not in (tmp_path / f"{LOCAL_SMS}.jsonl").read_text(encoding="utf-8")
+
+
+async def test_a_409_without_a_readable_body_is_still_the_message_already_accepted(
+    serve: Any,
+) -> None:
+    async def conflict(request: web.Request) -> web.Response:
+        return web.Response(status=409, body=b"<html>dup")
+
+    gateway = HttpSmsGateway((await serve(conflict)).removesuffix("/messages"), API_KEY)
+    try:
+        receipt = await gateway.send(PERSON.phone, OTP_TEMPLATE, {"code": "123456"}, key=KEY)
+    finally:
+        await gateway.close()
+    assert receipt.duplicate and receipt.message_id == f"duplicate-{KEY[:12]}"
+
+
+async def test_the_local_outbox_keeps_one_message_per_key() -> None:
+    outbox = LocalSmsOutbox(None)
+    first = await outbox.send(PERSON.phone, OTP_TEMPLATE, {"code": "111111"}, key=KEY)
+    again = await outbox.send(PERSON.phone, OTP_TEMPLATE, {"code": "111111"}, key=KEY)
+    assert again == SmsReceipt(first.message_id, "local", duplicate=True)
+    assert len(outbox.messages) == 1
+    with pytest.raises(SmsTemplateError, match="idempotency key"):
+        await outbox.send(PERSON.phone, OTP_TEMPLATE, {"code": "111111"}, key="")
 
 
 # --------------------------------------------------------------------------- HTTP identity

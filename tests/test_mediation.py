@@ -17,11 +17,13 @@ from routing.adapters.sms import (
     MEDIATION_CANCEL,
     MEDIATION_ON_DUTY,
     MEDIATION_REROUTED,
+    HttpSmsGateway,
     LocalSmsOutbox,
     SmsDeliveryError,
     SmsReceipt,
 )
 from routing.handoff.links import BadLink, link_key, sign_link, verify_link
+from routing.handoff.local_receivers import LOCAL_SMS, running_local_receiver
 from routing.handoff.mediation import (
     ESCALATE,
     EXPIRE,
@@ -34,6 +36,7 @@ from routing.handoff.mediation import (
     MediationSupervisor,
     Step,
     decide,
+    offer_key,
 )
 from routing.handoff.messages import build_message
 from routing.handoff.relay import OutboxRelay
@@ -436,7 +439,9 @@ class FlakySms:
         self.failures = failures
         self.sent: list[tuple[str, str]] = []
 
-    async def send(self, phone: str, template_id: str, params: Mapping[str, str]) -> SmsReceipt:
+    async def send(
+        self, phone: str, template_id: str, params: Mapping[str, str], *, key: str
+    ) -> SmsReceipt:
         if self.failures:
             self.failures -= 1
             raise SmsDeliveryError("SMS gateway answered HTTP 503", retryable=True, status=503)
@@ -461,6 +466,55 @@ async def test_a_failed_text_is_retried_by_the_relay_and_sent_exactly_once(
     assert len(await h.notices.take("web", "alice")) == 1
     assert (await h.book.get(number)).status == TRANSFERRED_MEDIATION
     del case
+
+
+class KilledWorker(BaseException):
+    """The process dies: nothing after the send runs (no except, no finally of ours)."""
+
+
+class DiesAfterSending:
+    """Sends through the real gateway, then the worker 'dies' before recording it."""
+
+    def __init__(self, gateway: HttpSmsGateway) -> None:
+        self.gateway = gateway
+
+    async def send(
+        self, phone: str, template_id: str, params: Mapping[str, str], *, key: str
+    ) -> SmsReceipt:
+        await self.gateway.send(phone, template_id, params, key=key)
+        raise KilledWorker
+
+
+async def test_a_worker_killed_between_text_and_record_resends_under_the_same_key(
+    harness_at,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    h = harness_at(shanghai(2026, 11, 23, 10, 0))
+    async with running_local_receiver(LOCAL_SMS, tmp_path, id_field="message_id") as running:
+        gateway = HttpSmsGateway(running.base_url, "sms-key", timeout_s=5)
+        try:
+            h.dispatcher.sms = DiesAfterSending(gateway)
+            number = await h.report()
+            with pytest.raises(KilledWorker):
+                await h.relay.run_once()
+            _, (offer,) = await h.case(number)
+            assert offer.sms_ref == "sending"  # claimed, sent, never recorded
+
+            h.dispatcher.sms = gateway  # the next worker
+            h.clock.advance(minutes=1)
+            assert await h.supervisor.run_once() == []  # the claim may still be live
+            h.clock.advance(minutes=1, seconds=1)
+            assert [s.action for s in await h.supervisor.run_once()] == [SEND_SMS]
+            h.clock.advance(minutes=2)
+            assert await h.relay.run_once() == 1  # the outbox lease ran out: redelivered
+        finally:
+            await gateway.close()
+    receiver = running.receiver
+    _, (offer,) = await h.case(number)
+    assert receiver.logical_count == 1 and [r.status for r in receiver.requests] == [201, 409]
+    (key,) = set(receiver.keys())
+    assert offer.sms_ref == receiver.requests[0].reference and offer.sms_sent_at is not None
+    assert key == offer_key(MEDIATION_ON_DUTY, (await h.case(number))[0], offer)
 
 
 async def test_two_supervisors_on_two_engines_expire_and_offer_once(

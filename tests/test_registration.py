@@ -38,7 +38,7 @@ class Clock:
 
 
 class FailingSms:
-    async def send(self, phone: str, template_id: str, params: dict) -> None:  # noqa: ARG002
+    async def send(self, phone: str, template_id: str, params: dict, *, key: str) -> None:  # noqa: ARG002
         raise RuntimeError("gateway down")
 
 

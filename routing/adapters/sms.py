@@ -7,6 +7,11 @@
   them to a JSON-lines file under var/ (for a developer who wants to read their code), and
   logs loudly that nothing was sent.
 
+Every send names its logical message with an idempotency key (`sms_key`): derived from what
+the message is about (the OTP challenge, the mediation case and offer), never random, so a
+send retried after a timeout or a crash carries the same key and the gateway keeps one
+message. A gateway answering 409 for a key it already has counts as accepted (`duplicate`).
+
 Message texts are templates we own (`TEMPLATES`). Mainland SMS providers only deliver
 templates approved in advance, so the HTTP gateway sends the template id and parameters; the
 text is rendered here as well, to check the parameters and for the local outbox. A parameter
@@ -17,6 +22,7 @@ lock screens, and no message of ours needs one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -51,6 +57,7 @@ TEMPLATES: Mapping[str, str] = {
     MEDIATION_REROUTED: "【上海110】人民调解任务{number}已转{route}处理，无需再处理。",
 }
 DEFAULT_LOCAL_OUTBOX = Path("var") / "local-sms.jsonl"
+KEY_CHARS = 32
 
 # Shapes of ID numbers (after normalise_id_text): 15-18 digit runs (身份证, 居住证, 新版永居证,
 # old 15-digit 身份证), old 永居证 (3 letters + 12 digits), 港澳 permits (H/M + 8 digits).
@@ -72,15 +79,28 @@ class SmsDeliveryError(RuntimeError):
 
 @dataclass(frozen=True)
 class SmsReceipt:
-    """The gateway's id for an accepted message, for tracing a complaint ("no code came")."""
+    """The gateway's id for an accepted message, for tracing a complaint ("no code came");
+    `duplicate` when the gateway already had the key (a resend: nothing new went out)."""
 
     message_id: str
     gateway: str
+    duplicate: bool = False
+
+
+def sms_key(template_id: str, *about: str) -> str:
+    """The idempotency key of one logical message: template `template_id` about `about`
+    (ids that do not change between attempts, e.g. an outbox key and an offer id). Hashed, so
+    the key tells the gateway nothing and has one length whatever it is derived from."""
+    material = "\x1f".join(("alarmbot-sms:v1", template_id, *about))
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:KEY_CHARS]
 
 
 class SmsGateway(Protocol):
-    async def send(self, phone: str, template_id: str, params: Mapping[str, str]) -> SmsReceipt:
-        """Send template `template_id` with `params` to the 11-digit mainland `phone`."""
+    async def send(
+        self, phone: str, template_id: str, params: Mapping[str, str], *, key: str
+    ) -> SmsReceipt:
+        """Send template `template_id` with `params` to the 11-digit mainland `phone`; `key`
+        (from `sms_key`) is the same on every attempt of one logical message."""
         ...
 
 
@@ -106,11 +126,12 @@ def render_sms(
 class HttpSmsGateway:
     """An SMS provider's HTTP API: `POST {base_url}/messages` with a JSON body.
 
-    Request: `{"phone", "template_id", "params"}`, `Authorization: Bearer <api_key>` and an
-    `Idempotency-Key`, so a retried request is not sent twice. Expected answer: 2xx with
-    `{"message_id": "..."}`. Non-2xx, timeouts, connection errors and unreadable answers
-    raise `SmsDeliveryError` (5xx, 429 and timeouts are retryable; an unreadable 2xx is not,
-    since the message may already be on its way).
+    Request: `{"phone", "template_id", "params"}`, `Authorization: Bearer <api_key>` and
+    `Idempotency-Key: <key>`, so a retried request is not sent twice. Expected answer: 2xx
+    with `{"message_id": "..."}`; 409 means the gateway already has the key: accepted before,
+    a `duplicate` receipt (with its message_id when readable). Other non-2xx, timeouts,
+    connection errors and unreadable answers raise `SmsDeliveryError` (5xx, 429 and timeouts
+    are retryable; an unreadable 2xx is not, since the message may already be on its way).
     """
 
     def __init__(
@@ -129,13 +150,14 @@ class HttpSmsGateway:
         self._session = session
         self._own_session = session is None
 
-    async def send(self, phone: str, template_id: str, params: Mapping[str, str]) -> SmsReceipt:
+    async def send(
+        self, phone: str, template_id: str, params: Mapping[str, str], *, key: str
+    ) -> SmsReceipt:
         render_sms(template_id, params, self._templates)  # refuse before anything leaves
+        if not key:
+            raise SmsTemplateError("an SMS needs its idempotency key (sms_key)")
         body = {"phone": phone, "template_id": template_id, "params": dict(params)}
-        headers = {
-            "Authorization": f"Bearer {self._api_key}",
-            "Idempotency-Key": uuid.uuid4().hex,
-        }
+        headers = {"Authorization": f"Bearer {self._api_key}", "Idempotency-Key": key}
         if self._session is None:
             self._session = aiohttp.ClientSession()
         try:
@@ -150,22 +172,26 @@ class HttpSmsGateway:
             raise SmsDeliveryError(
                 f"SMS gateway unreachable: {type(exc).__name__}", retryable=True
             ) from None
+        if status == 409:  # sent before under this key (a retry after a timeout or crash)
+            message_id = _message_id(raw) or f"duplicate-{key[:12]}"
+            logger.info(
+                "SMS already accepted by gateway: template %s, to %s, id %s",
+                template_id,
+                mask_phone(phone),
+                message_id,
+            )
+            return SmsReceipt(message_id=message_id, gateway="http", duplicate=True)
         if not 200 <= status < 300:
             retryable = status >= 500 or status == 429
             raise SmsDeliveryError(
                 f"SMS gateway answered HTTP {status}", retryable=retryable, status=status
             )
-        try:
-            message_id = json.loads(raw)["message_id"]
-        except (ValueError, KeyError, TypeError):
+        message_id = _message_id(raw)
+        if message_id is None:
             raise SmsDeliveryError(
                 "SMS gateway answered 2xx without a readable message_id",
                 retryable=False,
                 status=status,
-            ) from None
-        if not isinstance(message_id, (str, int)) or not str(message_id):
-            raise SmsDeliveryError(
-                "SMS gateway answered an empty message_id", retryable=False, status=status
             )
         logger.info(
             "SMS accepted by gateway: template %s, to %s, id %s",
@@ -173,12 +199,23 @@ class HttpSmsGateway:
             mask_phone(phone),
             message_id,
         )
-        return SmsReceipt(message_id=str(message_id), gateway="http")
+        return SmsReceipt(message_id=message_id, gateway="http")
 
     async def close(self) -> None:
         if self._session is not None and self._own_session:
             await self._session.close()
         self._session = None
+
+
+def _message_id(raw: bytes) -> str | None:
+    """The non-empty `message_id` of a JSON answer, else None."""
+    try:
+        message_id = json.loads(raw)["message_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(message_id, (str, int)) or isinstance(message_id, bool):
+        return None
+    return str(message_id) or None
 
 
 @dataclass(frozen=True)
@@ -191,10 +228,12 @@ class LocalSms:
     text: str = field(repr=False)
     message_id: str
     at: float
+    key: str = ""
 
 
 class LocalSmsOutbox:
-    """Development and test stand-in for `SmsGateway`: records, never sends.
+    """Development and test stand-in for `SmsGateway`: records, never sends. Like a gateway
+    it keeps one message per idempotency key (a resend gets the first one's receipt).
 
     The file (one JSON object a line) holds the masked phone and the full text, so a
     developer can read their code without the file becoming a list of phone numbers; tests
@@ -212,9 +251,18 @@ class LocalSmsOutbox:
         self.messages: list[LocalSms] = []
         self._templates = templates
         self._clock = clock
+        self._by_key: dict[str, LocalSms] = {}
 
-    async def send(self, phone: str, template_id: str, params: Mapping[str, str]) -> SmsReceipt:
+    async def send(
+        self, phone: str, template_id: str, params: Mapping[str, str], *, key: str
+    ) -> SmsReceipt:
         text = render_sms(template_id, params, self._templates)
+        if not key:
+            raise SmsTemplateError("an SMS needs its idempotency key (sms_key)")
+        if key in self._by_key:
+            first = self._by_key[key]
+            logger.warning("LOCAL SMS resend of %s: kept once", first.message_id)
+            return SmsReceipt(message_id=first.message_id, gateway="local", duplicate=True)
         message = LocalSms(
             phone=phone,
             template_id=template_id,
@@ -222,8 +270,10 @@ class LocalSmsOutbox:
             text=text,
             message_id=f"local-{uuid.uuid4().hex[:12]}",
             at=self._clock(),
+            key=key,
         )
         self.messages.append(message)
+        self._by_key[key] = message
         if self.path is not None:
             self._append(message)
         logger.warning(

@@ -1,4 +1,4 @@
-"""LOCAL STAND-INS for the systems handoffs go to (110 CAD, 12345 work orders): small aiohttp
+"""LOCAL STAND-INS for the systems handoffs go to (110 CAD, 12345 work orders, the SMS gateway): small aiohttp
 apps on 127.0.0.1 that record what they receive and can be told to misbehave. They reach no
 real system; their names, answers and every log line say so.
 
@@ -11,6 +11,9 @@ What a stand-in does with `POST` on any path but `/_local/…`:
   Bearer <token>` (401); a body that is not JSON is 400;
 * a key it has seen before → 409 `{"reference", "duplicate": true}`: one logical message;
 * otherwise it keeps the message and answers 201 `{"reference": "<name>-000001"}`.
+
+The SMS gateway stand-in (`LOCAL_SMS`, `id_field="message_id"`) answers `message_id` where
+the others answer `reference`, as `routing.adapters.sms.HttpSmsGateway` expects.
 
 Faults, set through the Python API (`LocalReceiver.fail_next` …) or `POST /_local/control`
 with JSON `{"fail": n, "status": 500, "garbage": n, "conflict": n, "delay_s": s, "reset": true}`:
@@ -46,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 LOCAL_CAD = "local-110-cad"
 LOCAL_WORKORDER = "local-12345-workorders"
+LOCAL_SMS = "local-sms-gateway"
 INTAKE_PATH = "/intake"
 _MASKERS: dict[str, Callable[[str], str]] = {
     "联系人": mask_name,
@@ -90,9 +94,11 @@ class LocalReceiver:
         record_dir: Path | None = None,
         *,
         token: str | None = None,
+        id_field: str = "reference",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
+        self.id_field = id_field
         self.path = None if record_dir is None else record_dir / f"{name}.jsonl"
         self.token = token
         self.requests: list[ReceivedRequest] = []
@@ -156,7 +162,7 @@ class LocalReceiver:
             self._fail -= 1
             return self._answer(request, key, body, self._fail_status, {"error": "local fault"})
         if key in self.messages:
-            answer = {"reference": self._references[key], "duplicate": True}
+            answer = {self.id_field: self._references[key], "duplicate": True}
             return self._answer(request, key, body, 409, answer, kept=True, duplicate=True)
         reference = f"{self.name}-{len(self.messages) + 1:06d}"
         self.messages[key] = body
@@ -166,9 +172,9 @@ class LocalReceiver:
             return self._answer(request, key, body, 200, None, kept=True, raw=b"<html>oops")
         if self._conflict:
             self._conflict -= 1
-            answer = {"reference": reference, "duplicate": True}
+            answer = {self.id_field: reference, "duplicate": True}
             return self._answer(request, key, body, 409, answer, kept=True, duplicate=True)
-        return self._answer(request, key, body, 201, {"reference": reference}, kept=True)
+        return self._answer(request, key, body, 201, {self.id_field: reference}, kept=True)
 
     def _answer(
         self,
@@ -182,7 +188,7 @@ class LocalReceiver:
         duplicate: bool = False,
         raw: bytes | None = None,
     ) -> web.Response:
-        reference = None if answer is None else answer.get("reference")
+        reference = None if answer is None else answer.get(self.id_field)
         seen = ReceivedRequest(
             at=self._clock(),
             path=request.path,
@@ -261,10 +267,14 @@ RECEIVER = web.AppKey("local_receiver", LocalReceiver)
 
 
 def local_receiver_app(
-    name: str, record_dir: Path | None = None, *, token: str | None = None
+    name: str,
+    record_dir: Path | None = None,
+    *,
+    token: str | None = None,
+    id_field: str = "reference",
 ) -> web.Application:
     """A LOCAL stand-in receiver as an aiohttp app; its `LocalReceiver` is `app[RECEIVER]`."""
-    receiver = LocalReceiver(name, record_dir, token=token)
+    receiver = LocalReceiver(name, record_dir, token=token, id_field=id_field)
     app = web.Application()
     app[RECEIVER] = receiver
     app.router.add_post("/_local/control", receiver.control)
@@ -292,9 +302,10 @@ async def running_local_receiver(
     host: str = "127.0.0.1",
     port: int = 0,
     token: str | None = None,
+    id_field: str = "reference",
 ) -> AsyncIterator[RunningReceiver]:
     """Serve a LOCAL stand-in on `host` (loopback) and a free port until the block ends."""
-    app = local_receiver_app(name, record_dir, token=token)
+    app = local_receiver_app(name, record_dir, token=token, id_field=id_field)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -43,6 +43,7 @@ from routing.adapters.sms import (
     MEDIATION_REROUTED,
     SmsDeliveryError,
     SmsGateway,
+    sms_key,
 )
 from routing.handoff.adapters import Delivery, HandoffError
 from routing.handoff.links import mediator_url, sign_link
@@ -57,6 +58,7 @@ from store.mediation import (
     CASE_OPEN,
     OFFERED,
     ON_DUTY,
+    SMS_SENDING,
     AssignmentView,
     MediationCaseView,
     MediationDesk,
@@ -69,6 +71,8 @@ logger = logging.getLogger(__name__)
 ANSWER_WITHIN = timedelta(minutes=15)
 BOOKING_ANSWER_GRACE = timedelta(minutes=30)  # after the opening, for a push made at night
 LINK_VALID = timedelta(days=7)
+# A text claimed this long ago and never finished: its worker died; another may resend it.
+SMS_CLAIM_LEASE = timedelta(minutes=2)
 ACTOR = "mediation"
 
 # Steps and escalation reasons.
@@ -104,7 +108,7 @@ def decide(
             steps.append(Step(EXPIRE, assignment.id))
         elif assignment.live:
             live += 1
-            if assignment.state == OFFERED and assignment.sms_ref is None:
+            if text_due(assignment, now):
                 steps.append(Step(SEND_SMS, assignment.id))
     if case.state == CASE_OPEN and live == 0:
         steps.append(Step(OFFER_NEXT))
@@ -114,9 +118,28 @@ def decide(
     return steps
 
 
+def text_due(assignment: AssignmentView, now: datetime) -> bool:
+    """An offer whose text must (still) go out: never sent, or claimed by a worker that died
+    mid-send (`SMS_CLAIM_LEASE` ago); the resend has the same key, so the gateway keeps one."""
+    if assignment.state != OFFERED:
+        return False
+    if assignment.sms_ref is None:
+        return True
+    claimed_at = assignment.sms_sent_at
+    return assignment.sms_ref == SMS_SENDING and (
+        claimed_at is None or claimed_at <= now - SMS_CLAIM_LEASE
+    )
+
+
 def _local_text(schedule: MediationSchedule, at: datetime) -> str:
     local = schedule.local(at)
     return f"{local.month}月{local.day}日{local:%H:%M}"
+
+
+def offer_key(template_id: str, case: MediationCaseView, assignment: AssignmentView) -> str:
+    """The SMS idempotency key of a text about one offer: its template, the case's handoff
+    key (unique across databases, unlike row ids) and the offer."""
+    return sms_key(template_id, case.handoff_key, str(assignment.id))
 
 
 class MediationDispatcher:
@@ -194,8 +217,10 @@ class MediationDispatcher:
 
     async def send_offer(self, case: MediationCaseView, assignment: AssignmentView) -> bool:
         """Text the mediator about their offer, once (a claim guards against a second
-        worker); raises `SmsDeliveryError` with the claim released so a retry sends it."""
-        if not await self.desk.claim_sms(assignment.id):
+        worker); raises `SmsDeliveryError` with the claim released so a retry sends it.
+        Every attempt has the same key (case and offer), so a resend after a crash between
+        the send and `sms_done` is kept once by the gateway."""
+        if not await self.desk.claim_sms(assignment.id, self.clock() - SMS_CLAIM_LEASE):
             return False
         mediator = self.roster.get(assignment.mediator_id)
         if mediator is None:  # removed from the roster since: let the offer lapse at once
@@ -211,7 +236,9 @@ class MediationDispatcher:
             params["book_at"] = _local_text(self.schedule, case.rota_at)
         params["link"] = self.link(assignment)
         try:
-            receipt = await self.sms.send(mediator.phone, template, params)
+            receipt = await self.sms.send(
+                mediator.phone, template, params, key=offer_key(template, case, assignment)
+            )
         except Exception:
             await self.desk.sms_done(assignment.id, None)
             raise
@@ -227,10 +254,11 @@ class MediationDispatcher:
         if mediator is None or assignment.sms_sent_at is None:
             return
         if moved_to:
-            params = {"number": case.number, "route": moved_to}
-            await self.sms.send(mediator.phone, MEDIATION_REROUTED, params)
+            template, params = MEDIATION_REROUTED, {"number": case.number, "route": moved_to}
         else:
-            await self.sms.send(mediator.phone, MEDIATION_CANCEL, {"number": case.number})
+            template, params = MEDIATION_CANCEL, {"number": case.number}
+        key = offer_key(template, case, assignment)
+        await self.sms.send(mediator.phone, template, params, key=key)
 
     async def escalate(self, case: MediationCaseView, reason: str) -> bool:
         """Escalate once per case: a timeline note for call-takers and the metric hook."""
@@ -320,14 +348,14 @@ class MediationAdapter:
             if offered is not None:
                 assignments = [*assignments, offered]
         for assignment in assignments:
-            if assignment.state == OFFERED and assignment.sms_ref is None:
+            if text_due(assignment, d.clock()):
                 await d.send_offer(case, assignment)
         return Delivery(external_ref=f"mediation-{case.id}", duplicate=not created)
 
     async def _cancel(self, message: HandoffMessage) -> Delivery:
         d = self.dispatcher
         # Text first, close after: a failed text is retried with the case still live (a
-        # crash in between texts a mediator twice, which is the lesser harm).
+        # crash in between resends under the same key, which the gateway keeps once).
         # A cancel with the incident not withdrawn is a reroute (triage or a call-taker moved
         # it, e.g. to 110): the mediator is told where it went, not that the reporter withdrew.
         moved_to = None if message.status == CANCELLED else message.route_label
