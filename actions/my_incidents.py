@@ -11,7 +11,7 @@ from actions.services import UsesServices
 from actions.turn import Turn, reporter
 from routing.report import clean, display_time
 from routing.triage import default_policy
-from store.incidents import EVENT_LABELS, STATUS_LABELS, IncidentError, IncidentRecord
+from store.incidents import IncidentError, IncidentRecord
 
 SHOWN = 5
 CANCEL_REASONS = ("误报", "已解决", "其他原因")
@@ -50,9 +50,7 @@ class ActionMyIncidents(UsesServices, Action):
                 return []
             lines = [_line(record)]
             for event in await incidents.timeline(number):
-                what = STATUS_LABELS.get(event.status or "", "") if event.kind == "status" else ""
-                shown = display_time(event.at.isoformat()) or ""
-                lines.append(f"{shown} {what or EVENT_LABELS.get(event.kind, event.kind)}")
+                lines.append(f"{display_time(event.at.isoformat()) or ''} {event.label}")
             buttons = []
             if record.is_open:
                 buttons.append(

@@ -7,6 +7,24 @@ from sqlalchemy import select
 from store.db import Database
 from store.models import Citizen
 
+# One WeChat app, two doors: pushes to /wechat (the official account, or the mini-program's
+# customer-service chat) and the mini-program's own pages (/api/* with a session token). Both
+# know the citizen by the openid WeChat gives that app (WECHAT_APP_ID), so a registration made
+# through either door is the same citizen's. Conversations and reports keep their channel.
+SAME_CITIZEN_AS = {"miniprogram": "wechat"}
+
+
+def citizen_key(channel: str, sender_id: str) -> tuple[str, str]:
+    """The (channel, sender id) a citizen's registration is kept under."""
+    return SAME_CITIZEN_AS.get(channel, channel), sender_id
+
+
+def same_citizen_channels(channel: str) -> tuple[str, ...]:
+    """Every channel that knows a citizen by the same id as `channel` does (itself first)."""
+    owner, _ = citizen_key(channel, "")
+    others = [c for c, o in SAME_CITIZEN_AS.items() if o == owner and c != channel]
+    return (channel, *others, *([owner] if owner != channel else []))
+
 
 class CitizenDirectory:
     def __init__(self, db: Database) -> None:
@@ -17,6 +35,7 @@ class CitizenDirectory:
 
     async def registered_id(self, channel: str, sender_id: str) -> int | None:
         """The citizen's id when registered (an incident links to it), else None."""
+        channel, sender_id = citizen_key(channel, sender_id)
         query = select(Citizen.id).where(
             Citizen.channel == channel,
             Citizen.sender_id == sender_id,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -165,6 +165,12 @@ class IncidentEvent:
     status: str | None
     actor: str
     note: str | None
+
+    @property
+    def label(self) -> str:
+        """What the citizen reads for this event: the new status, or what happened."""
+        shown = STATUS_LABELS.get(self.status or "", "") if self.kind == "status" else ""
+        return shown or EVENT_LABELS.get(self.kind, self.kind)
 
 
 @dataclass(frozen=True)
@@ -672,11 +678,20 @@ class IncidentBook:
         return None if row is None else self._record(row)
 
     async def for_reporter(
-        self, channel: str, sender_id: str, *, include_drafts: bool = False, limit: int = 50
+        self,
+        channel: str | Collection[str],
+        sender_id: str,
+        *,
+        include_drafts: bool = False,
+        limit: int = 50,
     ) -> list[IncidentRecord]:
-        """The reporter's own incidents ("我的报警"): open ones first, newest first."""
+        """The reporter's own incidents ("我的报警"): open ones first, newest first; from one
+        channel, or several that know the citizen by the same id."""
         incident = models.Incident
-        query = select(incident).where(incident.channel == channel, incident.sender_id == sender_id)
+        channels = [channel] if isinstance(channel, str) else list(channel)
+        query = select(incident).where(
+            incident.channel.in_(channels), incident.sender_id == sender_id
+        )
         if not include_drafts:
             query = query.where(incident.status != DRAFT)
         finished = case((incident.status.in_(FINAL_STATUSES), 1), else_=0)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, not_, select, update
 from sqlalchemy.sql import ColumnElement, Select
 
+from store.citizens import citizen_key
 from store.crypto import PiiCipher
 from store.db import Database
 from store.models import (
@@ -50,10 +51,12 @@ class Identity:
 
 
 def _citizen_of(channel: str, sender_id: str) -> ColumnElement[bool]:
+    channel, sender_id = citizen_key(channel, sender_id)
     return and_(Citizen.channel == channel, Citizen.sender_id == sender_id)
 
 
 def _draft_of(channel: str, sender_id: str) -> ColumnElement[bool]:
+    channel, sender_id = citizen_key(channel, sender_id)
     return and_(RegistrationDraft.channel == channel, RegistrationDraft.sender_id == sender_id)
 
 
@@ -131,9 +134,10 @@ class RegistrationStore:
                 update(RegistrationDraft).where(_draft_of(channel, sender_id)).values(**columns)
             )
             if found.rowcount == 0:
+                owner, owner_id = citizen_key(channel, sender_id)
                 await session.execute(
                     insert(RegistrationDraft).values(
-                        channel=channel, sender_id=sender_id, created_at=self._now(), **columns
+                        channel=owner, sender_id=owner_id, created_at=self._now(), **columns
                     )
                 )
 
@@ -195,9 +199,10 @@ class RegistrationStore:
                 update(Citizen).where(_citizen_of(channel, sender_id)).values(**values)
             )
             if found.rowcount == 0:
+                owner, owner_id = citizen_key(channel, sender_id)
                 await session.execute(
                     insert(Citizen).values(
-                        channel=channel, sender_id=sender_id, created_at=now, **values
+                        channel=owner, sender_id=owner_id, created_at=now, **values
                     )
                 )
             citizen_id = (
