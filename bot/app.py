@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import re
@@ -21,10 +20,13 @@ from rasa.utils.endpoints import EndpointConfig
 
 from actions.registry import build_executor
 from actions.services import ActionServices
+from bot.api_errors import CALL_110, ApiError, json_object, json_response
 from bot.callbacks import setup_callbacks
 from bot.channels import wechat
 from bot.dialogue import Dialogue, InProcessActions, load_agent
 from bot.mediator_portal import setup_portal
+from bot.miniprogram import CHANNEL as MINIPROGRAM_CHANNEL
+from bot.miniprogram import setup_miniprogram, signed_in
 from bot.model import find_model
 from bot.observability import Metrics, request_id_var
 from bot.settings import Settings
@@ -33,6 +35,7 @@ from bot.uploads import Destination, UploadRefused, confirmation, destination, r
 from nlu.text import normalise
 from routing.handoff.contacts import registered_contact
 from routing.handoff.wiring import Handoff, running_handoff
+from routing.notify import ChannelNotifier, StoredNotifier
 from store.conversations import ConversationLog
 from store.crypto import PiiCipher
 from store.db import Database
@@ -44,6 +47,7 @@ from store.incidents import (
     check_attachment,
 )
 from store.migrate import applied_revision, head_revision
+from store.notices import NoticeBoard
 from store.outbox import Attempt, OutboxItem
 from store.registrations import RegistrationStore
 
@@ -53,13 +57,6 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 SENDER_PATTERN = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 PAYLOAD_PATTERN = re.compile(r"^/(?P<intent>[A-Za-z_][A-Za-z0-9_]{0,63})(\{.*\})?$", re.DOTALL)
 MAX_PAYLOAD_CHARS = 1000
-CALL_110 = "紧急情况请直接拨打110。"
-_dumps = functools.partial(json.dumps, ensure_ascii=False)
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    """JSON with Chinese left readable."""
-    return web.json_response(data, status=status, dumps=_dumps)
 
 
 @dataclass
@@ -77,18 +74,7 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 RUNTIME = web.AppKey("runtime", Runtime)
 HANDOFF = web.AppKey("handoff", Handoff)
-
-
-class ApiError(web.HTTPException):
-    """A JSON error: `code` for programs, `message` in Chinese for the citizen."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        self.status_code = status
-        self.code = code
-        super().__init__(
-            text=_dumps({"error": code, "message": message}),
-            content_type="application/json",
-        )
+NOTIFIER = web.AppKey("notifier", ChannelNotifier)
 
 
 def _route_label(request: web.Request) -> str:
@@ -151,21 +137,18 @@ async def request_context(
         request_id_var.reset(token)
 
 
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", "请求格式不正确（需要JSON）。") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "请求格式不正确（需要JSON对象）。")
-    return body
-
-
 def _ready_dialogue(request: web.Request) -> Dialogue:
     runtime = request.app[RUNTIME]
     if runtime.dialogue is None:
         raise ApiError(503, "starting", "服务正在启动，请稍候再试。" + CALL_110)
     return runtime.dialogue
+
+
+def _citizen(openid: str | None, sender: object) -> tuple[str, str]:
+    """(channel, sender): the mini-program's signed-in openid, or the H5 page's own id."""
+    if openid is not None:
+        return MINIPROGRAM_CHANNEL, openid
+    return "web", _checked_sender(sender)
 
 
 def _checked_sender(sender: object) -> str:
@@ -179,8 +162,8 @@ def _checked_sender(sender: object) -> str:
 
 async def chat(request: web.Request) -> web.Response:
     """POST /api/chat — the JSON contract of the H5 page and the mini-program."""
-    body = await _json_object(request)
-    sender = _checked_sender(body.get("sender"))
+    body = await json_object(request)
+    channel, sender = _citizen(await signed_in(request), body.get("sender"))
     text, payload = body.get("text"), body.get("payload")
     if payload is not None:
         if not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS:
@@ -208,7 +191,7 @@ async def chat(request: web.Request) -> web.Response:
     else:
         raise ApiError(400, "invalid_text", "text 必须是字符串。")
 
-    messages = await converse(request.app, dialogue, "web", sender, message, is_payload)
+    messages = await converse(request.app, dialogue, channel, sender, message, is_payload)
     return json_response({"messages": messages})
 
 
@@ -246,10 +229,11 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def _keep_upload(request: web.Request) -> dict[str, Any]:
+    openid = await signed_in(request)  # a bad token is 401 before anything else
     dialogue = _ready_dialogue(request)  # before reading up to 25 MB for nothing
     try:
         received = await read_upload(request)
-        sender = _checked_sender(received.sender)
+        channel, sender = _citizen(openid, received.sender)
         try:
             mime = check_attachment(received.kind, received.mime, received.data)
         except AttachmentRejected as exc:
@@ -257,7 +241,7 @@ async def _keep_upload(request: web.Request) -> dict[str, Any]:
     except UploadRefused as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc
     text, attachment_id = await keep_attachment(
-        request.app, dialogue, "web", sender, received.kind, mime, received.data
+        request.app, dialogue, channel, sender, received.kind, mime, received.data
     )
     return {
         "messages": [{"text": text}],
@@ -378,6 +362,20 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await app[RUNTIME].db.dispose()
 
 
+async def _notifier(app: web.Application) -> AsyncIterator[None]:
+    """How a citizen hears that their case moved on: WeChat's own messages for both WeChat
+    doors when the channel is configured, else stored notices their page fetches."""
+    runtime = app[RUNTIME]
+    wechat_notifier = app.get(wechat.WECHAT_NOTIFIER)
+    app[NOTIFIER] = ChannelNotifier(
+        StoredNotifier(NoticeBoard(runtime.db, runtime.cipher)),
+        {"wechat": wechat_notifier, MINIPROGRAM_CHANNEL: wechat_notifier}
+        if wechat_notifier is not None
+        else {},
+    )
+    yield
+
+
 async def _handoff(app: web.Application) -> AsyncIterator[None]:
     """The outbox relay in every worker: hands incidents to 110 / 12345 (local stand-ins in
     development) with retries; see routing/handoff/wiring.py for its environment."""
@@ -407,6 +405,7 @@ async def _handoff(app: web.Application) -> AsyncIterator[None]:
         on_escalation=escalated,
         on_missing_year=missing_year,
         contacts=registered_contact(RegistrationStore(runtime.db, runtime.cipher)),
+        notifier=app[NOTIFIER],
     ) as handoff:
         app[HANDOFF] = handoff
         yield
@@ -481,7 +480,7 @@ def _install_wechat(app: web.Application, config: wechat.WeChatConfig) -> None:
     wechat.install(
         app,
         config,
-        database=lambda: app[RUNTIME].db,
+        storage=lambda: (app[RUNTIME].db, app[RUNTIME].cipher),
         respond=respond,
         keep_media=keep_media,
         registry=app[METRICS].registry,
@@ -498,8 +497,18 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(_database)
+    if settings.wechat is not None:  # before the handoff: its notifier tells WeChat citizens
+        _install_wechat(app, settings.wechat)
+    app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_handoff)
-    setup_callbacks(app, lambda: (app[RUNTIME].db, app[RUNTIME].cipher))
+    setup_callbacks(
+        app, lambda: (app[RUNTIME].db, app[RUNTIME].cipher), notifier=lambda: app[NOTIFIER]
+    )
+    setup_miniprogram(
+        app,
+        lambda: (app[RUNTIME].db, app[RUNTIME].cipher),
+        api=lambda: app[wechat.WECHAT].api if wechat.WECHAT in app else None,
+    )
     setup_portal(app, lambda: app[HANDOFF].mediation if HANDOFF in app else None)
     app.cleanup_ctx.append(_dialogue)
     app.router.add_get("/", index)
@@ -508,6 +517,4 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/chat", chat)
     app.router.add_post("/api/upload", upload)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
-    if settings.wechat is not None:
-        _install_wechat(app, settings.wechat)
     return app

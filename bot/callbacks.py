@@ -5,7 +5,8 @@
   duplicate / noted, 401 unsigned, 403 bad or stale signature, 400 bad body, 404 unknown
   number, 503 when not configured or the database is down — never 500: their retry logic
   should see "try again" for our trouble and "stop" for theirs.
-* `GET /api/updates?sender=…`: status messages waiting for an H5 citizen (each shown once).
+* `GET /api/updates?sender=…`: status messages waiting for an H5 citizen (each shown once);
+  the mini-program sends its session token instead of `sender` (bot/miniprogram.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.miniprogram import CHANNEL as MINIPROGRAM_CHANNEL
+from bot.miniprogram import signed_in
 from routing.handoff.callbacks import (
     ACTOR,
     CallbackRejected,
@@ -30,6 +33,7 @@ from routing.handoff.callbacks import (
     verify,
 )
 from routing.notify import CitizenNotifier, StoredNotifier, notify_quietly
+from store.citizens import same_citizen_channels
 from store.crypto import PiiCipher
 from store.db import Database
 from store.incidents import CIVIC, IncidentBook, IncidentClosed, IncidentNotFound
@@ -125,11 +129,19 @@ async def _apply(service: CallbackService, update: WorkOrderUpdate) -> web.Respo
 
 
 async def updates(request: web.Request) -> web.Response:
-    """GET /api/updates?sender=… — the H5 page's poll for status messages."""
-    sender = request.query.get("sender", "")
-    if not SENDER_PATTERN.fullmatch(sender):
-        return _answer(400, "invalid_sender", "sender 格式不正确。")
-    notices = await request.app[CALLBACKS].notices.take("web", sender)
+    """GET /api/updates?sender=… — the H5 page's poll for status messages; with the
+    mini-program's `Authorization: Bearer <token>`, that citizen's (from both WeChat doors)."""
+    board = request.app[CALLBACKS].notices
+    openid = await signed_in(request)
+    if openid is not None:
+        notices = []
+        for channel in same_citizen_channels(MINIPROGRAM_CHANNEL):
+            notices += await board.take(channel, openid)
+    else:
+        sender = request.query.get("sender", "")
+        if not SENDER_PATTERN.fullmatch(sender):
+            return _answer(400, "invalid_sender", "sender 格式不正确。")
+        notices = await board.take("web", sender)
     return web.json_response(
         {"messages": [{"text": n.text, "at": n.created_at.isoformat()} for n in notices]},
         dumps=_dumps,
@@ -138,14 +150,19 @@ async def updates(request: web.Request) -> web.Response:
 
 
 def setup_callbacks(
-    app: web.Application, database: Callable[[], tuple[Database, PiiCipher]]
+    app: web.Application,
+    database: Callable[[], tuple[Database, PiiCipher]],
+    notifier: Callable[[], CitizenNotifier] | None = None,
 ) -> None:
     """Register the routes; `database()` gives the open database once start-up made it (so
-    this must come after the cleanup context that opens it)."""
+    this must come after the cleanup context that opens it), `notifier()` how citizens are
+    told (default: stored notices)."""
 
     async def service(app: web.Application) -> AsyncIterator[None]:
         db, cipher = database()
-        app[CALLBACKS] = CallbackService(db, cipher, os.environ)
+        app[CALLBACKS] = CallbackService(
+            db, cipher, os.environ, notifier=notifier() if notifier is not None else None
+        )
         yield
 
     app.cleanup_ctx.append(service)

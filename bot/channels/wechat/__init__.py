@@ -25,14 +25,21 @@ from bot.channels.wechat.handler import (
     add_routes,
 )
 from bot.channels.wechat.local import LocalWeChatApi
+from bot.channels.wechat.notify import WeChatNotifier
 from bot.channels.wechat.render import tracker_payloads
+from routing.notify import StoredNotifier
+from store.crypto import PiiCipher
 from store.db import Database
-from store.wechat import KeyStore
+from store.notices import NoticeBoard
+from store.wechat import ContactWindows, KeyStore, SubscriptionGrants
 
 logger = logging.getLogger(__name__)
 
+WECHAT_NOTIFIER = web.AppKey("wechat_notifier", WeChatNotifier)
+
 __all__ = [
     "WECHAT",
+    "WECHAT_NOTIFIER",
     "DialogueStarting",
     "WeChatChannel",
     "WeChatConfig",
@@ -45,17 +52,19 @@ def install(
     app: web.Application,
     config: WeChatConfig,
     *,
-    database: Callable[[], Database],
+    storage: Callable[[], tuple[Database, PiiCipher]],
     respond: Respond,
     keep_media: KeepMedia,
     registry: CollectorRegistry | None = None,
     last_buttons: LastButtons | None = None,
 ) -> None:
-    """Route /wechat and build the channel at start-up (after the database exists)."""
+    """Route /wechat and build the channel at start-up (after the database exists), with
+    its notifier for status updates (`app[WECHAT_NOTIFIER]`, for both WeChat doors)."""
     pushes = Counter(
         "alarmbot_wechat_pushes",
         "WeChat pushes by outcome: processed, retry, duplicate, deferred (reply by API), "
-        "delivered/undelivered (API reply), refused_400/403/413, error",
+        "delivered/undelivered/queued (API reply; queued: beyond WeChat's limits, kept as a "
+        "notice), refused_400/403/413, error",
         ["outcome"],
         registry=registry if registry is not None else CollectorRegistry(),
     )
@@ -67,7 +76,9 @@ def install(
             local_api = await LocalWeChatApi().start()
             settings = replace(config, api_base_url=local_api.url)
             logger.warning("WeChat API: LOCAL stand-in at %s (development only)", local_api.url)
-        keys = KeyStore(database())
+        db, cipher = storage()
+        keys = KeyStore(db)
+        notices = NoticeBoard(db, cipher)
         dedup: Dedup = (
             RedisDedup(config.redis_url, config.dedup_ttl_s)
             if config.redis_url
@@ -81,8 +92,13 @@ def install(
             api=build_api(settings, keys),
             count=lambda outcome: pushes.labels(outcome).inc(),
             last_buttons=last_buttons,
+            contacts=ContactWindows(db),
+            notices=notices,
         )
         app[WECHAT] = channel
+        app[WECHAT_NOTIFIER] = WeChatNotifier(
+            settings, channel.customer_service, SubscriptionGrants(db), StoredNotifier(notices)
+        )
         yield
         await channel.close()
         if isinstance(dedup, RedisDedup):

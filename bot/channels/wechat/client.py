@@ -1,4 +1,5 @@
-"""Outbound WeChat API (customer-service messages, media) through wechatpy's WeChatClient.
+"""Outbound WeChat API (customer-service and subscribe messages, media, mini-program
+sign-in, the menu) through wechatpy's WeChatClient.
 
 wechatpy is synchronous (requests) and waits forever by default, so every call runs in a
 thread with a timeout, transient failures are retried, and the access token lives in storage
@@ -12,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import requests
@@ -32,7 +34,20 @@ RETRIES = 3
 
 
 class WeChatApiError(Exception):
-    """An outbound call failed for good; the message carries no personal data."""
+    """An outbound call failed for good; the message carries no personal data. `errcode` is
+    WeChat's own code when it answered one (e.g. 40029: a wx.login code that is not valid)."""
+
+    def __init__(self, message: str, errcode: int | None = None) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+
+
+@dataclass(frozen=True)
+class MiniProgramLogin:
+    """What `jscode2session` vouches for; the session_key is for our store only."""
+
+    openid: str
+    session_key: str = field(repr=False)
 
 
 class SharedKeys(Protocol):
@@ -140,6 +155,30 @@ class SharedTokenClient(WeChatClient):
         self._keys = keys
         self._lease_key = f"{config.app_id}_token_lease"
 
+    @property
+    def root_url(self) -> str:
+        """https://api.weixin.qq.com/ (the API base without cgi-bin/): where sns/ lives."""
+        base = self.API_BASE_URL
+        return base[: -len("cgi-bin/")] if base.endswith("cgi-bin/") else base
+
+    def code_to_session(self, js_code: str) -> dict[str, Any]:
+        """sns/jscode2session: needs the app secret, not an access token (wechatpy's own
+        version fetches one for nothing, and calls the real WeChat whatever the base)."""
+        params = {
+            "appid": self.appid,
+            "secret": self.secret,
+            "js_code": js_code,
+            "grant_type": "authorization_code",
+        }
+        response = self._http.get(self.root_url + "sns/jscode2session", params=params)
+        try:
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise WeChatClientException(
+                None, None, client=self, request=exc.request, response=exc.response
+            ) from exc
+        return self._handle_result(response)
+
     def fetch_access_token(self) -> dict[str, Any]:
         return self._fetch_access_token(
             url=self.API_BASE_URL + "token",
@@ -195,7 +234,10 @@ class WeChatApi:
                 return await asyncio.to_thread(fn)
             except Exception as exc:
                 if attempt == self._retries or not _transient(exc):
-                    raise WeChatApiError(f"{what} failed: {type(exc).__name__}") from exc
+                    errcode = exc.errcode if isinstance(exc, WeChatClientException) else None
+                    raise WeChatApiError(
+                        f"{what} failed: {type(exc).__name__} {errcode or ''}".strip(), errcode
+                    ) from exc
                 logger.warning("wechat %s: transient %s, retrying", what, type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay *= 2
@@ -204,6 +246,29 @@ class WeChatApi:
     async def send_text(self, openid: str, text: str) -> None:
         """A customer-service message (within 48 h of the citizen's last message)."""
         await self._call("custom send", lambda: self.client.message.send_text(openid, text))
+
+    async def send_subscribe(
+        self, openid: str, template_id: str, data: dict[str, Any], page: str = ""
+    ) -> None:
+        """A subscribe message (message/subscribe/send): one per grant the user gave."""
+        body: dict[str, Any] = {"touser": openid, "template_id": template_id, "data": data}
+        if page:
+            body["page"] = page
+        await self._call(
+            "subscribe send", lambda: self.client.post("message/subscribe/send", data=body)
+        )
+
+    async def code_to_session(self, js_code: str) -> MiniProgramLogin:
+        """The openid behind a mini-program's wx.login code (each code works once)."""
+        answer = await self._call("jscode2session", lambda: self.client.code_to_session(js_code))
+        openid, session_key = answer.get("openid"), answer.get("session_key")
+        if not isinstance(openid, str) or not openid or not isinstance(session_key, str):
+            raise WeChatApiError("jscode2session answered without openid or session_key")
+        return MiniProgramLogin(openid, session_key)
+
+    async def create_menu(self, menu: dict[str, Any]) -> None:
+        """The official account's menu (menu/create): replaces the current one."""
+        await self._call("menu create", lambda: self.client.menu.create(menu))
 
     async def download_media(self, media_id: str) -> tuple[bytes, str]:
         """(bytes, MIME type) of a temporary media file."""

@@ -41,6 +41,11 @@ class WeChatConfig:
     max_body_bytes: int = 64 * 1024  # a text push is under 4 KB; safe mode adds a third
     dedup_ttl_s: float = 600  # WeChat retries within ~15 s; keep keys well beyond that
     redis_url: str = ""
+    # Status updates outside the 48-hour window: the mini-program subscribe message template
+    # (unset: such updates wait as notices), the page it opens and its one text field.
+    subscribe_template_id: str = ""
+    subscribe_page: str = "pages/incidents/index"
+    subscribe_field: str = "thing1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WeChatConfig | None:
@@ -77,6 +82,9 @@ class WeChatConfig:
             reply_budget_s=budget,
             api_base_url=api_base,
             redis_url=env.get("REDIS_URL", ""),
+            subscribe_template_id=env.get("WECHAT_SUBSCRIBE_TEMPLATE_ID", ""),
+            subscribe_page=env.get("WECHAT_SUBSCRIBE_PAGE", "") or cls.subscribe_page,
+            subscribe_field=env.get("WECHAT_SUBSCRIBE_FIELD", "") or cls.subscribe_field,
         )
 
     @property

@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.channels.wechat.client import WeChatApi, WeChatApiError
 from bot.channels.wechat.config import WeChatConfig
 from bot.channels.wechat.dedup import Dedup
+from bot.channels.wechat.notify import CustomerService
 from bot.channels.wechat.protocol import (
     Inbound,
     Refused,
@@ -41,12 +42,13 @@ from bot.channels.wechat.render import (
     split_for_wechat,
 )
 from nlu.text import normalise
+from store.notices import NoticeBoard
+from store.wechat import ContactWindows
 
 logger = logging.getLogger(__name__)
 
 CALL_110 = "紧急情况请直接拨打110。"
 OPENID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-MAX_CUSTOM_MESSAGES = 5  # WeChat allows five customer-service messages per user message
 MENU = {  # menu CLICK EventKey (ours, set when the menu is created) → dialogue payload
     "REPORT": "/report_incident",
     "MY_INCIDENTS": "/my_incidents",
@@ -56,6 +58,10 @@ MENU = {  # menu CLICK EventKey (ours, set when the menu is created) → dialogu
     "个人信息": "/help",
 }
 GREETING_EVENTS = {"subscribe", "user_enter_tempsession"}
+# Events that are the citizen acting (and so open WeChat's 48-hour customer-service window);
+# any message is too. Unsubscribing, automatic location reports and send reports are not.
+ACTING_EVENTS = {"subscribe", "scan", "click", "view", "user_enter_tempsession"}
+CHANNEL = "wechat"  # how the dialogue, reports and notices name this channel
 UNSUPPORTED = "暂时只能处理文字、位置、图片和语音消息。请用文字告诉我您遇到的情况。" + CALL_110
 BUSY = "系统繁忙，请稍后再试。" + CALL_110
 STARTING = "服务正在启动，请稍候再试。" + CALL_110
@@ -90,13 +96,21 @@ class WeChatChannel:
         api: WeChatApi | None,
         count: Callable[[str], None] | None = None,
         last_buttons: LastButtons | None = None,
+        contacts: ContactWindows | None = None,
+        notices: NoticeBoard | None = None,
     ) -> None:
+        """`contacts` keeps WeChat's 48-hour window and five messages per citizen message
+        for all workers; `notices` holds what could not be sent (shown with the next reply).
+        Without them: five messages per late reply, and the rest is dropped."""
         self.config = config
         self._count = count or (lambda outcome: None)  # for /metrics: outcomes, no content
         self._respond = respond
         self._keep_media = keep_media
         self._dedup = dedup
         self.api = api
+        self.contacts = contacts
+        self.customer_service = CustomerService(api, contacts)
+        self._notices = notices
         self._safe = (
             SafeMode(config.token, config.encoding_aes_key, config.app_id)
             if config.encoding_aes_key
@@ -243,19 +257,19 @@ class WeChatChannel:
 
     async def _deliver(self, openid: str, text: str) -> None:
         """The late reply, as customer-service messages (the citizen wrote just now, so
-        WeChat's 48-hour window is open)."""
+        WeChat's window is open, unless this message's five are used up)."""
         if self.api is None:
-            self._count("undelivered")
             logger.warning("wechat reply missed the budget and cannot be sent: no app secret")
-            return
         try:
-            for piece in split_for_wechat(text)[:MAX_CUSTOM_MESSAGES]:
-                await self.api.send_text(openid, piece)
-        except WeChatApiError as exc:
-            self._count("undelivered")
-            logger.error("wechat customer-service message not delivered: %s", exc)
-        else:
-            self._count("delivered")
+            rest = await self.customer_service.send(openid, text)
+            if rest and self._notices is not None:
+                await self._notices.post(CHANNEL, openid, rest)
+                self._count("queued")
+                return
+        except Exception:  # the database, say: this runs in the background, log it
+            logger.exception("wechat late reply not delivered")
+            rest = text
+        self._count("undelivered" if rest else "delivered")
 
     async def close(self, timeout_s: float = 10) -> None:
         """Let late replies go out before the worker stops (or give up after `timeout_s`)."""
@@ -271,13 +285,35 @@ class WeChatChannel:
     # -- message types ---------------------------------------------------------------------
 
     async def _handle_safely(self, push: Inbound) -> str | None:
+        await self._opened_window(push)
         try:
-            return await self._handle(push)
+            reply = await self._handle(push)
+            return await self._with_notices(push.openid, reply)
         except DialogueStarting:
             return STARTING
         except Exception:
             logger.exception("wechat %s push failed", push.kind)
             return BUSY
+
+    async def _opened_window(self, push: Inbound) -> None:
+        """The citizen acted: customer-service messages may go for 48 hours, five more."""
+        if self.contacts is None or (push.kind == "event" and push.event not in ACTING_EVENTS):
+            return
+        try:
+            await self.contacts.inbound(push.openid)
+        except Exception:  # the answer matters more; late messages then wait as notices
+            logger.exception("wechat contact window not recorded")
+
+    async def _with_notices(self, openid: str, reply: str | None) -> str | None:
+        """Status updates that could not be sent go first in the next reply."""
+        if self._notices is None or reply is None:
+            return reply
+        try:
+            waiting = await self._notices.take(CHANNEL, openid)
+        except Exception:  # they keep waiting; the reply goes
+            logger.exception("wechat notices not read")
+            return reply
+        return "\n\n".join([*(n.text for n in waiting), reply]) if waiting else reply
 
     async def _handle(self, push: Inbound) -> str | None:
         fields = push.fields

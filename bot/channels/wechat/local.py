@@ -2,7 +2,8 @@
 
 `LocalWeChatPush` pushes to /wechat the way WeChat's servers do (signed, optionally in safe
 mode, retried when no answer comes within 5 s). `LocalWeChatApi` serves the few API calls
-the channel makes (token, customer-service send, media get) on 127.0.0.1 and records them.
+the channel makes (token, customer-service and subscribe send, media get, mini-program
+jscode2session, menu create) on 127.0.0.1 and records them.
 """
 
 from __future__ import annotations
@@ -133,6 +134,13 @@ class LocalWeChatApi:
 
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    subscribe_sent: list[dict[str, Any]] = field(default_factory=list)
+    menus: list[dict[str, Any]] = field(default_factory=list)
+    # wx.login codes it accepts: code → openid; each works once, like WeChat's (else 40029).
+    login_codes: dict[str, str] = field(default_factory=dict)
+    # Subscribe grants WeChat knows of, (openid, template id) → count: a send without one
+    # gets 43101, as from WeChat when the user did not accept (or the grant was used).
+    subscribe_grants: dict[tuple[str, str], int] = field(default_factory=dict)
     token_fetches: int = 0
     fail_next: int = 0  # answer this many calls with HTTP 503 (a transient error)
     token_delay_s: float = 0.0
@@ -146,6 +154,9 @@ class LocalWeChatApi:
         app.router.add_get("/cgi-bin/token", self._token)
         app.router.add_post("/cgi-bin/message/custom/send", self._send)
         app.router.add_get("/cgi-bin/media/get", self._media)
+        app.router.add_post("/cgi-bin/message/subscribe/send", self._subscribe_send)
+        app.router.add_post("/cgi-bin/menu/create", self._menu_create)
+        app.router.add_get("/sns/jscode2session", self._jscode2session)
         return app
 
     async def start(self, port: int = 0) -> LocalWeChatApi:
@@ -188,6 +199,44 @@ class LocalWeChatApi:
         # Counts only: a reply can quote what the citizen wrote.
         logger.info("LOCAL WeChat API: customer-service message %d received", len(self.sent))
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _subscribe_send(self, request: web.Request) -> web.Response:
+        if self._failing():
+            return web.Response(status=503)
+        if not self._authorised(request):
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        body = await request.json()
+        grant = (body.get("touser", ""), body.get("template_id", ""))
+        if self.subscribe_grants.get(grant, 0) < 1:
+            return web.json_response({"errcode": 43101, "errmsg": "user refuse to accept"})
+        self.subscribe_grants[grant] -= 1
+        self.subscribe_sent.append(body)
+        logger.info("LOCAL WeChat API: subscribe message %d received", len(self.subscribe_sent))
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _menu_create(self, request: web.Request) -> web.Response:
+        if self._failing():
+            return web.Response(status=503)
+        if not self._authorised(request):
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        menu = await request.json()
+        if not isinstance(menu.get("button"), list) or not 1 <= len(menu["button"]) <= 3:
+            return web.json_response({"errcode": 40016, "errmsg": "invalid button size"})
+        self.menus.append(menu)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _jscode2session(self, request: web.Request) -> web.Response:
+        """sns/jscode2session: app id and secret in the query, no access token."""
+        if self._failing():
+            return web.Response(status=503)
+        query = request.query
+        if query.get("grant_type") != "authorization_code" or not query.get("secret"):
+            return web.json_response({"errcode": 40125, "errmsg": "invalid appsecret"})
+        openid = self.login_codes.pop(query.get("js_code", ""), None)
+        if openid is None:
+            return web.json_response({"errcode": 40029, "errmsg": "invalid code"})
+        session_key = secrets.token_urlsafe(16)
+        return web.json_response({"openid": openid, "session_key": session_key})
 
     async def _media(self, request: web.Request) -> web.Response:
         if self._failing():
