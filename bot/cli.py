@@ -282,6 +282,52 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return asyncio.run(act())
 
 
+def cmd_wechat(args: argparse.Namespace) -> int:
+    """`wechat menu`: create the official account's menu (我要报警 / 我的报警 / 个人信息,
+    with the EventKeys /wechat maps to dialogue payloads); `--dry-run` prints the JSON."""
+    from bot.channels.wechat.client import build_api
+    from bot.channels.wechat.config import LOCAL_API
+    from bot.channels.wechat.handler import MENU_BUTTONS, menu_definition
+    from bot.channels.wechat.local import LocalWeChatApi
+    from store.db import Database
+    from store.wechat import KeyStore
+
+    menu = menu_definition()
+    if args.dry_run:
+        print(json.dumps(menu, ensure_ascii=False, indent=2))
+        return 0
+    settings = _settings(args)
+    config = settings.wechat
+    if config is None or not config.can_send:
+        print(
+            "需要 WECHAT_TOKEN、WECHAT_APP_ID 和 WECHAT_APP_SECRET 才能创建菜单"
+            "（--dry-run 只打印菜单JSON）。",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def create() -> None:
+        db = Database(settings.database_url)
+        local = None
+        try:
+            wanted = config
+            if config.api_base_url == LOCAL_API:
+                local = await LocalWeChatApi().start()
+                wanted = replace(config, api_base_url=local.url)
+                print(f"LOCAL 微信接口替身 {local.url}（仅开发用，菜单不会到微信）")
+            api = build_api(wanted, KeyStore(db))  # the workers' shared access token
+            assert api is not None
+            await api.create_menu(menu)
+        finally:
+            if local is not None:
+                await local.stop()
+            await db.dispose()
+
+    asyncio.run(create())
+    print("菜单已创建：" + " / ".join(name for name, _ in MENU_BUTTONS))
+    return 0
+
+
 def cmd_mediators(args: argparse.Namespace) -> int:
     """Check a roster file (every problem at once) and install it where every worker of this
     machine reads it; prints counts only, never names or phones."""
@@ -400,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="名册文件，格式见 routing/mediators.example.yml")
     imp.add_argument("--check", action="store_true", help="只检查，不安装")
     mediators.set_defaults(func=cmd_mediators)
+
+    wx = sub.add_parser("wechat", help="微信公众号")
+    wx_sub = wx.add_subparsers(dest="wechat_command", required=True)
+    menu = wx_sub.add_parser("menu", help="创建公众号菜单（我要报警 / 我的报警 / 个人信息）")
+    menu.add_argument("--dry-run", action="store_true", help="只打印菜单JSON，不调用微信")
+    wx.set_defaults(func=cmd_wechat)
 
     keygen = sub.add_parser("keygen", help="生成个人信息加密密钥（ALARMBOT_PII_KEY）")
     keygen.set_defaults(func=cmd_keygen)

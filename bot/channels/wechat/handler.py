@@ -57,6 +57,8 @@ MENU = {  # menu CLICK EventKey (ours, set when the menu is created) → dialogu
     "我的报警": "/my_incidents",
     "个人信息": "/help",
 }
+# The official account's menu (`alarmbot wechat menu` creates it): title → EventKey above.
+MENU_BUTTONS = (("我要报警", "REPORT"), ("我的报警", "MY_INCIDENTS"), ("个人信息", "PROFILE"))
 GREETING_EVENTS = {"subscribe", "user_enter_tempsession"}
 # Events that are the citizen acting (and so open WeChat's 48-hour customer-service window);
 # any message is too. Unsubscribing, automatic location reports and send reports are not.
@@ -71,6 +73,11 @@ MEDIA_FAILED = "图片没能收到，请稍后重发，或用文字描述。" + 
 Respond = Callable[[str, str, bool], Awaitable[list[dict[str, Any]]]]
 KeepMedia = Callable[[str, str, bytes, str], Awaitable[str]]
 LastButtons = Callable[[str], Awaitable[list[str]]]
+
+
+def menu_definition() -> dict[str, Any]:
+    """The body of WeChat's menu/create: one click button per entry of MENU_BUTTONS."""
+    return {"button": [{"type": "click", "name": name, "key": key} for name, key in MENU_BUTTONS]}
 
 
 class DialogueStarting(Exception):
