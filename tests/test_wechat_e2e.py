@@ -165,3 +165,23 @@ async def test_a_photo_is_fetched_and_kept_with_the_report(live_server, fake_wec
 
     assert live_server.call(kept()) == [("image", "image/jpeg")]
     assert fake_wechat_api.token_fetches == 1
+
+
+async def test_miniprogram_signs_in_and_chats_as_its_openid(live_server, fake_wechat_api) -> None:  # noqa: ANN001
+    openid = f"oLOCALmp{uuid.uuid4().hex[:16]}"
+    fake_wechat_api.login_codes["code-e2e-mp"] = openid
+    async with aiohttp.ClientSession(live_server.url) as http:
+        async with http.post("/api/mp/login", json={"code": "code-e2e-mp"}) as response:
+            assert response.status == 200
+            token = (await response.json())["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.post(
+            "/api/chat", headers=headers, json={"sender": "someone-else", "text": "你好"}
+        ) as response:
+            assert response.status == 200
+            assert "110" in (await response.json())["messages"][0]["text"]
+        async with http.get("/api/mp/incidents", headers=headers) as response:
+            assert (await response.json()) == {"incidents": []}
+    store = live_server.app[RUNTIME].dialogue.agent.tracker_store
+    assert live_server.call(store.retrieve(conversation_key("miniprogram", openid))) is not None
+    assert live_server.call(store.retrieve(conversation_key("web", "someone-else"))) is None
