@@ -258,6 +258,19 @@ class MediationSchedule:
             day += timedelta(days=1)
         raise RuntimeError(f"no working day within {MAX_CLOSED_DAYS} days of {local.date()}")
 
+    def next_opening(self, at: datetime) -> datetime:
+        """The opening hour of the next working day after `at` (today's, while it is still
+        ahead): where a new working period starts, e.g. to retry a case nobody took."""
+        local = self.local(at)
+        day = local.date()
+        if self._at(day, self.hours[0]) <= local:
+            day += timedelta(days=1)
+        for _ in range(MAX_CLOSED_DAYS):
+            if self.calendar.is_workday(day):
+                return self._at(day, self.hours[0])
+            day += timedelta(days=1)
+        raise RuntimeError(f"no working day within {MAX_CLOSED_DAYS} days of {local.date()}")
+
     def _in_lunch(self, local: datetime) -> bool:
         return (
             self.lunch is not None

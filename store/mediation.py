@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from store import models
@@ -23,10 +23,13 @@ from store.models import as_utc, utcnow
 ON_DUTY, BOOKING = "on_duty", "booking"
 MODES = (ON_DUTY, BOOKING)
 
-# Case states. open: looking for or waiting on a mediator; exhausted: nobody left to ask.
+# Case states. open: looking for or waiting on a mediator; waiting: nobody took it this
+# round, the next one starts at `retry_at`; exhausted: nobody took it in the last round
+# either, a person must act (escalated).
 CASE_OPEN, CASE_ACCEPTED, CASE_ON_SITE = "open", "accepted", "on_site"
-CASE_EXHAUSTED, CASE_CANCELLED = "exhausted", "cancelled"
-ACTIVE_CASE_STATES = (CASE_OPEN, CASE_ACCEPTED)
+CASE_WAITING, CASE_EXHAUSTED, CASE_CANCELLED = "waiting", "exhausted", "cancelled"
+ACTIVE_CASE_STATES = (CASE_OPEN, CASE_ACCEPTED, CASE_WAITING)
+CASE_STATES = (CASE_OPEN, CASE_ACCEPTED, CASE_ON_SITE, CASE_WAITING, CASE_EXHAUSTED, CASE_CANCELLED)
 
 # Assignment states.
 OFFERED, ACCEPTED, DECLINED, EXPIRED = "offered", "accepted", "declined", "expired"
@@ -50,6 +53,8 @@ class MediationCaseView:
     booking_due_at: datetime | None
     escalated_at: datetime | None
     escalation: str | None
+    round: int = 1
+    retry_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class AssignmentView:
     on_site_at: datetime | None
     sms_ref: str | None
     sms_sent_at: datetime | None
+    round: int = 1
 
     @property
     def live(self) -> bool:
@@ -87,6 +93,8 @@ def _case(row: models.MediationCase, number: str) -> MediationCaseView:
         booking_due_at=as_utc(row.booking_due_at),
         escalated_at=as_utc(row.escalated_at),
         escalation=row.escalation,
+        round=row.round or 1,
+        retry_at=as_utc(row.retry_at),
     )
 
 
@@ -104,6 +112,7 @@ def _assignment(row: models.MediationAssignment) -> AssignmentView:
         on_site_at=as_utc(row.on_site_at),
         sms_ref=row.sms_ref,
         sms_sent_at=as_utc(row.sms_sent_at),
+        round=row.round or 1,
     )
 
 
@@ -246,9 +255,52 @@ class MediationDesk:
             )
         return result.rowcount == 1
 
-    async def exhaust(self, case_id: int) -> bool:
-        """Nobody is left to ask: the case waits for a person (see the escalation)."""
-        return await self._move_case(case_id, CASE_EXHAUSTED, from_=(CASE_OPEN,))
+    async def wait_for_retry(self, case_id: int, round_: int, retry_at: datetime) -> bool:
+        """Nobody took round `round_`: the case waits for the next one at `retry_at` (True
+        when this call moved it; another worker may have)."""
+        table = models.MediationCase
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(table)
+                .where(table.id == case_id, table.state == CASE_OPEN, table.round == round_)
+                .values(
+                    state=CASE_WAITING,
+                    retry_at=retry_at.astimezone(timezone.utc),
+                    updated_at=self._now(),
+                )
+            )
+        return result.rowcount == 1
+
+    async def retry(self, case_id: int) -> bool:
+        """Start the next round: open again, everyone on the roster may be asked again."""
+        table = models.MediationCase
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(table)
+                .where(table.id == case_id, table.state == CASE_WAITING)
+                .values(
+                    state=CASE_OPEN, round=table.round + 1, retry_at=None, updated_at=self._now()
+                )
+            )
+        return result.rowcount == 1
+
+    async def exhaust(self, case_id: int, reason: str) -> bool:
+        """Nobody took the last round either: the case waits for a person, escalated for
+        `reason` whatever was escalated before (True when this call moved it)."""
+        table = models.MediationCase
+        now = self._now()
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(table)
+                .where(table.id == case_id, table.state == CASE_OPEN)
+                .values(
+                    state=CASE_EXHAUSTED,
+                    escalated_at=func.coalesce(table.escalated_at, now),
+                    escalation=reason[:24],
+                    updated_at=now,
+                )
+            )
+        return result.rowcount == 1
 
     async def escalate(self, case_id: int, reason: str) -> bool:
         """Record the case's escalation; only the first one counts (True when this call won)."""
@@ -261,6 +313,33 @@ class MediationDesk:
                 .values(escalated_at=now, escalation=reason[:24], updated_at=now)
             )
         return result.rowcount == 1
+
+    async def list_cases(
+        self, states: tuple[str, ...] = (), limit: int = 50
+    ) -> list[tuple[MediationCaseView, AssignmentView | None]]:
+        """Cases for operators, newest first, with each one's latest assignment (who has it
+        or was asked last); `states` narrows them."""
+        query = self._case_query().order_by(models.MediationCase.id.desc()).limit(limit)
+        if states:
+            query = query.where(models.MediationCase.state.in_(states))
+        table = models.MediationAssignment
+        async with self._db.reader() as session:
+            cases = [_case(*found) for found in (await session.execute(query)).all()]
+            latest: dict[int, AssignmentView] = {}
+            if cases:
+                rows = await session.execute(
+                    select(table).where(table.case_id.in_([c.id for c in cases])).order_by(table.id)
+                )
+                latest = {row.case_id: _assignment(row) for row in rows.scalars()}
+        return [(case, latest.get(case.id)) for case in cases]
+
+    async def counts(self) -> dict[str, int]:
+        """Cases by state (every state, zeros included), for /metrics and the CLI."""
+        table = models.MediationCase
+        async with self._db.reader() as session:
+            rows = await session.execute(select(table.state, func.count()).group_by(table.state))
+            found = dict(rows.all())
+        return {state: int(found.get(state, 0)) for state in CASE_STATES}
 
     async def cancel(self, case_id: int) -> list[AssignmentView]:
         """The reporter withdrew: close the case; returns the assignments that were live
@@ -311,13 +390,13 @@ class MediationDesk:
             async with self._db.session() as session:
                 # The case row lock queues concurrent offers; the second one then sees the
                 # first one's live offer and stands back, so a case has one live offer.
-                state = (
+                state, round_ = (
                     await session.execute(
-                        select(models.MediationCase.state)
+                        select(models.MediationCase.state, models.MediationCase.round)
                         .where(models.MediationCase.id == case_id)
                         .with_for_update()
                     )
-                ).scalar_one()
+                ).one()
                 if state != CASE_OPEN:
                     return None
                 table = models.MediationAssignment
@@ -333,6 +412,7 @@ class MediationDesk:
                 row = models.MediationAssignment(
                     case_id=case_id,
                     mediator_id=mediator_id,
+                    round=round_,
                     district=district,
                     reach=reach,
                     state=OFFERED,

@@ -335,7 +335,11 @@ class MediationCase(Base):
     handoff_key = Column(String(64), nullable=False, unique=True)
     mode = Column(String(8), nullable=False)  # on_duty | booking
     district = Column(String(32))
-    state = Column(String(10), nullable=False)  # open|accepted|on_site|exhausted|cancelled
+    # open | accepted | on_site | waiting (nobody took it, retried at retry_at) | exhausted
+    # (nobody took it twice: a person must act) | cancelled
+    state = Column(String(10), nullable=False)
+    round = Column(Integer, nullable=False, default=1)  # pass over the roster, from 1
+    retry_at = Column(DateTime(timezone=True))  # waiting: when the next round starts
     received_at = Column(DateTime(timezone=True), nullable=False)
     rota_at = Column(DateTime(timezone=True), nullable=False)  # whose duty day picks mediators
     sla_due_at = Column(DateTime(timezone=True))  # on_duty: on site by
@@ -347,11 +351,13 @@ class MediationCase(Base):
 
 
 class MediationAssignment(Base):
-    """One mediator asked to take a case; a mediator is asked at most once per case."""
+    """One mediator asked to take a case; a mediator is asked at most once per round."""
 
     __tablename__ = "mediation_assignments"
     __table_args__ = (
-        UniqueConstraint("case_id", "mediator_id", name="uq_mediation_assignments_case_mediator"),
+        UniqueConstraint(
+            "case_id", "round", "mediator_id", name="uq_mediation_assignments_case_round_mediator"
+        ),
     )
 
     id = Column(BigId, primary_key=True)
@@ -359,6 +365,7 @@ class MediationAssignment(Base):
         BigId, ForeignKey("mediation_cases.id", ondelete="CASCADE"), nullable=False, index=True
     )
     mediator_id = Column(String(64), nullable=False)
+    round = Column(Integer, nullable=False, default=1)  # the case's round it was offered in
     district = Column(String(32), nullable=False)  # whose duty list they came from
     reach = Column(String(10), nullable=False)  # district | neighbour | any
     # offered | accepted | declined | expired | on_site | cancelled

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,6 +30,7 @@ from routing.handoff.mediation import (
     EXPIRE,
     NO_MEDIATOR,
     OFFER_NEXT,
+    RETRY,
     SEND_SMS,
     SLA_BREACH,
     MediationAdapter,
@@ -59,6 +61,7 @@ from store.mediation import (
     CASE_CANCELLED,
     CASE_EXHAUSTED,
     CASE_OPEN,
+    CASE_WAITING,
     DECLINED,
     EXPIRED,
     OFFERED,
@@ -296,23 +299,104 @@ async def test_on_site_in_time_stops_the_clock(harness_at) -> None:  # noqa: ANN
     assert await h.supervisor.run_once() == [] and h.escalations == []
 
 
-async def test_when_nobody_is_left_the_case_is_exhausted_and_escalated(
+async def decline_all(h: Harness, number: str) -> int:
+    """Every mediator asked declines at once, until the round runs out; how many were asked."""
+    for asked in range(len(h.roster) + 1):
+        case, offers = await h.case(number)
+        live = [o for o in offers if o.live]
+        if case.state != CASE_OPEN or not live:
+            return asked
+        h.clock.advance(minutes=1)
+        assert await h.supervisor.answer(live[0].id, accepted=False)
+    raise AssertionError("the round never ran out")
+
+
+async def test_nobody_taking_it_retries_at_the_next_working_day_then_escalates(
     harness_at,  # noqa: ANN001
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = harness_at(shanghai(2026, 9, 30, 10, 0))  # the Wednesday before National Day
+    number = await h.report()
+    await h.relay.run_once()
+    first_round = await decline_all(h, number)
+    case, offers = await h.case(number)
+    assert (case.state, case.round, case.escalation) == (CASE_WAITING, 1, None)
+    assert case.retry_at == shanghai(2026, 10, 8, 9, 0)  # after the 1–7 October holiday
+    assert len(offers) == first_round and len({o.mediator_id for o in offers}) == first_round
+    assert any("10月8日09:00起从值班名单第一位重新联系" in n for n in await h.notes(number))
+    notices = [n.text for n in await h.notices.take("web", "alice")]
+    assert "再次为您联系调解员" in notices[-1] and "10月8日09:00" in notices[-1]
+    assert h.escalations == []
+
+    # The citizen's clock keeps running while the case waits: the on-site deadline escalates.
+    h.clock.moment = shanghai(2026, 9, 30, 12, 0)
+    assert [s.action for s in await h.supervisor.run_once()] == [ESCALATE]
+    h.clock.moment = shanghai(2026, 10, 8, 8, 59)
+    assert await h.supervisor.run_once() == []
+
+    h.clock.moment = shanghai(2026, 10, 8, 9, 0)
+    assert [s.action for s in await h.supervisor.run_once()] == [RETRY]
+    case, offers = await h.case(number)
+    assert (case.state, case.round) == (CASE_OPEN, 2) and case.retry_at is None
+    (fresh,) = [o for o in offers if o.live]
+    assert fresh.round == 2 and fresh.district == "黄浦区"  # from the top of that day's rota
+    assert h.roster.get(fresh.mediator_id) == h.roster.on_duty("黄浦区", h.clock())[0]
+    assert (
+        h.sms.messages[-1]
+        .params["link"]
+        .endswith(sign_link(KEY, fresh.id, fresh.offered_at + timedelta(days=7)))
+    )
+
+    with caplog.at_level("WARNING", logger="routing.handoff.mediation"):
+        assert await decline_all(h, number) > 0
+    case, offers = await h.case(number)
+    assert (case.state, case.escalation) == (CASE_EXHAUSTED, NO_MEDIATOR)
+    assert h.escalations == [SLA_BREACH, NO_MEDIATOR]
+    assert any("两轮联系均未接单" in n for n in await h.notes(number))
+    logged = [r.getMessage() for r in caplog.records if "escalated: no_mediator" in r.getMessage()]
+    assert logged == [f"mediation case {case.id} (incident {number}) escalated: no_mediator"]
+    for person in ("张三", "13912345678", *(m.phone for m in h.roster.mediators)):
+        assert person not in caplog.text
+    h.clock.advance(days=3)
+    assert await h.supervisor.run_once() == []  # a person acts now, not the supervisor
+
+
+async def test_a_case_nobody_takes_on_a_friday_retries_on_the_make_up_saturday(
+    harness_at,  # noqa: ANN001
+) -> None:
+    h = harness_at(shanghai(2026, 2, 13, 16, 50))
+    number = await h.report()
+    await h.relay.run_once()
+    await decline_all(h, number)
+    case, _ = await h.case(number)
+    assert case.state == CASE_WAITING and case.retry_at == shanghai(2026, 2, 14, 9, 0)
+    h.clock.moment = shanghai(2026, 2, 14, 9, 0)
+    steps = [s.action for s in await h.supervisor.run_once()]
+    assert steps == [RETRY, ESCALATE]  # the new round, and the deadline passed overnight
+    case, offers = await h.case(number)
+    assert case.state == CASE_OPEN and offers[-1].round == 2 and offers[-1].live
+    assert h.escalations == [SLA_BREACH]
+
+
+async def test_two_supervisors_start_the_next_round_once(
+    harness_at,  # noqa: ANN001
+    database_url: str,
 ) -> None:
     h = harness_at(shanghai(2026, 11, 23, 10, 0))
     number = await h.report()
     await h.relay.run_once()
-    for _ in range(len(h.roster) + 1):
-        case, offers = await h.case(number)
-        if case.state != CASE_OPEN:
-            break
-        h.clock.advance(minutes=1)
-        assert await h.supervisor.answer(offers[-1].id, accepted=False)
+    await decline_all(h, number)
+    other_db = Database(database_url)
+    try:
+        other = Harness(other_db, shanghai(2026, 11, 24, 9, 0))
+        other.dispatcher.sms = h.sms
+        h.clock.moment = other.clock.moment
+        await asyncio.gather(h.supervisor.run_once(), other.supervisor.run_once())
+    finally:
+        await other_db.dispose()
     case, offers = await h.case(number)
-    assert case.state == CASE_EXHAUSTED and case.escalation == NO_MEDIATOR
-    assert len({o.mediator_id for o in offers}) == len(offers)  # nobody asked twice
-    assert h.escalations == [NO_MEDIATOR]
-    assert await h.supervisor.run_once() == []
+    assert case.round == 2 and [o.round for o in offers if o.live] == [2]
+    assert sum("第2轮" in note for note in await h.notes(number)) == 1
 
 
 # --- outside working hours: push and a booking task, over real 2026 dates ---
@@ -585,6 +669,12 @@ def test_decide_covers_texts_timeouts_next_offers_and_deadlines() -> None:
     assert decide(accepted, [_offer(1, ACCEPTED)], breach) == [Step(ESCALATE, reason=SLA_BREACH)]
     assert decide(_case(state=ACCEPTED, escalated_at=breach), [_offer(1, ACCEPTED)], breach) == []
     assert decide(_case(state=CASE_CANCELLED), [], breach) == []
+    waiting = _case(state=CASE_WAITING, retry_at=at + timedelta(hours=20))
+    assert decide(waiting, [_offer(1, DECLINED)], at) == []  # no offer while it waits
+    assert decide(waiting, [], breach) == [Step(ESCALATE, reason=SLA_BREACH)]
+    retry = at + timedelta(hours=20)
+    assert decide(replace(waiting, escalated_at=breach), [], retry) == [Step(RETRY)]
+    assert decide(_case(state=CASE_EXHAUSTED), [], retry) == []
     booking = _case(mode=BOOKING, sla_due_at=None, booking_due_at=at + timedelta(hours=8))
     assert decide(booking, [_offer(1, ACCEPTED)], at + timedelta(hours=8)) == [
         Step(ESCALATE, reason="booking_overdue")

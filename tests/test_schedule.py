@@ -169,6 +169,25 @@ def test_next_open_over_real_dates(at: datetime, expected: datetime) -> None:
     assert got.tzinfo == SH
 
 
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        (sh(2026, 3, 9, 8, 0), sh(2026, 3, 9, 9, 0)),  # before today's opening: today's
+        (sh(2026, 3, 9, 9, 0), sh(2026, 3, 10, 9, 0)),  # at the opening: the next day's
+        (sh(2026, 3, 9, 10, 30), sh(2026, 3, 10, 9, 0)),  # inside hours: tomorrow
+        (sh(2026, 9, 30, 10, 0), sh(2026, 10, 8, 9, 0)),  # over National Day
+        (sh(2026, 2, 13, 16, 50), sh(2026, 2, 14, 9, 0)),  # Friday → 调休 Saturday
+        (sh(2026, 2, 14, 10, 0), sh(2026, 2, 24, 9, 0)),  # over the Spring Festival
+        (sh(2027, 1, 1, 10, 0), sh(2027, 1, 4, 9, 0)),  # 2027: Mon–Fri fallback
+    ],
+)
+def test_next_opening_is_the_next_working_days_opening_hour(
+    at: datetime, expected: datetime
+) -> None:
+    assert SCHEDULE.next_opening(at) == expected
+    assert LUNCH.next_opening(at) == expected  # a lunch break is no new working day
+
+
 @settings(max_examples=400, deadline=None)
 @given(at=INSTANTS, lunch=st.booleans())
 def test_next_open_is_open_not_before_and_the_first(at: datetime, lunch: bool) -> None:

@@ -17,10 +17,15 @@ link (routing.handoff.links), never the report or the reporter.
 
 Offers wait `answer_within` (15 min) for an answer; a booking offer made at night may wait
 until 30 minutes after the opening. Declined or unanswered → the next candidate (`tried`
-= everyone asked for the case). Nobody left → the case is `exhausted` and escalated. The
-deadline passing while nobody is on site / booked → escalated (`sla_breach`,
-`booking_overdue`). An escalation is a timeline note (call-takers see it in the console) and
-an `on_escalation(reason)` call (a metric), once per case.
+= everyone asked in this round). Nobody left → the case is `waiting` until the next working
+day's opening (`MediationSchedule.next_opening`), when a new round asks the roster again
+from the top (whoever is on duty that day); nobody in the last round (`rounds`, 2) either →
+`exhausted` and escalated (`no_mediator`). The deadline passing while nobody is on site /
+booked → escalated (`sla_breach`, `booking_overdue`), also while the case waits. An
+escalation is a timeline note (call-takers see it in the console), a log line with ids only
+and an `on_escalation(reason)` call (a metric): once per case for a deadline, and once more
+when the case is exhausted (a person must act, whatever was escalated before).
+`alarmbot mediation list` shows operators the cases, their state and escalations.
 
 `decide()` is the pure part: case + assignments + now → steps. The supervisor runs the steps
 against `store.mediation.MediationDesk`, whose conditional updates make several workers safe.
@@ -56,6 +61,7 @@ from store.mediation import (
     ACCEPTED,
     BOOKING,
     CASE_OPEN,
+    CASE_WAITING,
     OFFERED,
     ON_DUTY,
     SMS_SENDING,
@@ -75,13 +81,16 @@ LINK_VALID = timedelta(days=7)
 SMS_CLAIM_LEASE = timedelta(minutes=2)
 ACTOR = "mediation"
 
+ROUNDS = 2  # passes over the roster before a person must act
+
 # Steps and escalation reasons.
 SEND_SMS, EXPIRE, OFFER_NEXT, ESCALATE = "send_sms", "expire", "offer_next", "escalate"
+RETRY = "retry"
 SLA_BREACH, BOOKING_OVERDUE, NO_MEDIATOR = "sla_breach", "booking_overdue", "no_mediator"
 ESCALATION_NOTES = {
     SLA_BREACH: "【升级】调解员未在承诺时限内到场，请接警员跟进（必要时派警）",
     BOOKING_OVERDUE: "【升级】调解员未在时限内与报警人预约，请接警员跟进",
-    NO_MEDIATOR: "【升级】暂无可指派的人民调解员（均已联系未接单或无人值班），请接警员跟进",
+    NO_MEDIATOR: "【升级】暂无可指派的人民调解员（两轮联系均未接单或无人值班），请接警员跟进",
 }
 
 EscalationCallback = Callable[[str], object]
@@ -98,10 +107,13 @@ def decide(
     case: MediationCaseView, assignments: Sequence[AssignmentView], now: datetime
 ) -> list[Step]:
     """What a case needs at `now`, in order: expire unanswered offers, (re)send unsent
-    texts, offer the next mediator when nobody is live, escalate a passed deadline."""
-    if case.state not in (CASE_OPEN, ACCEPTED):
+    texts, offer the next mediator when nobody is live (or start the next round when a
+    waiting case's time has come), escalate a passed deadline."""
+    if case.state not in (CASE_OPEN, ACCEPTED, CASE_WAITING):
         return []
     steps: list[Step] = []
+    if case.state == CASE_WAITING and case.retry_at is not None and now >= case.retry_at:
+        steps.append(Step(RETRY))
     live = 0
     for assignment in assignments:
         if assignment.state == OFFERED and assignment.answer_due_at <= now:
@@ -160,6 +172,7 @@ class MediationDispatcher:
         clock: Callable[[], datetime] = utcnow,
         on_escalation: EscalationCallback | None = None,
         answer_within: timedelta = ANSWER_WITHIN,
+        rounds: int = ROUNDS,
     ) -> None:
         self.desk = desk
         self.roster = roster
@@ -172,6 +185,7 @@ class MediationDispatcher:
         self.clock = clock
         self.on_escalation = on_escalation
         self.answer_within = answer_within
+        self.rounds = rounds
 
     def answer_due(self, case: MediationCaseView, now: datetime) -> datetime:
         due = now + self.answer_within
@@ -183,14 +197,14 @@ class MediationDispatcher:
         self, case: MediationCaseView, assignments: Sequence[AssignmentView]
     ) -> AssignmentView | None:
         """Offer the case to the next candidate (no text yet: `send_offer` does that); None
-        when someone else offered first or nobody is left (then the case escalates)."""
+        when someone else offered first or nobody is left in this round (then the case waits
+        for the next round, or after the last one escalates)."""
         now = self.clock()
-        tried = {a.mediator_id for a in assignments}
+        tried = {a.mediator_id for a in assignments if a.round == case.round}
         rota_at = max(now, case.rota_at)  # booking: whoever is on duty at the opening
         candidate = self.roster.next_candidate(case.district, rota_at, tried)
         if candidate is None:
-            if await self.desk.exhaust(case.id):
-                await self.escalate(case, NO_MEDIATOR)
+            await self.nobody_left(case, now)
             return None
         assignment = await self.desk.offer(
             case.id,
@@ -210,6 +224,36 @@ class MediationDispatcher:
         if not assignments:  # the case's first offer (whoever made it: adapter or supervisor)
             await self.tell_citizen(case.number, self.assigned_text(case))
         return assignment
+
+    async def nobody_left(self, case: MediationCaseView, now: datetime) -> None:
+        """Nobody took this round: wait for the next working day's opening and ask the
+        roster again from the top, or, after the last round, escalate to a person."""
+        if case.round < self.rounds:
+            retry_at = self.schedule.next_opening(now)
+            if not await self.desk.wait_for_retry(case.id, case.round, retry_at):
+                return
+            when = _local_text(self.schedule, retry_at)
+            logger.warning(
+                "mediation case %s (incident %s): nobody took round %d; next round at %s",
+                case.id,
+                case.number,
+                case.round,
+                retry_at.isoformat(),
+            )
+            await self.incidents.add_note(
+                case.number,
+                f"第{case.round}轮已联系的人民调解员均未接单（或无人值班），"
+                f"将于{when}起从值班名单第一位重新联系",
+                actor=ACTOR,
+            )
+            await self.tell_citizen(
+                case.number,
+                f"您的报警（编号{case.number}）暂时没有人民调解员接单，我们将于{when}起"
+                "再次为您联系调解员。如冲突升级或有人受到威胁，请立即拨打110。",
+            )
+            return
+        if await self.desk.exhaust(case.id, NO_MEDIATOR):
+            await self.announce_escalation(case, NO_MEDIATOR)
 
     def link(self, assignment: AssignmentView) -> str:
         token = sign_link(self.link_key, assignment.id, assignment.offered_at + LINK_VALID)
@@ -261,9 +305,16 @@ class MediationDispatcher:
         await self.sms.send(mediator.phone, template, params, key=key)
 
     async def escalate(self, case: MediationCaseView, reason: str) -> bool:
-        """Escalate once per case: a timeline note for call-takers and the metric hook."""
+        """Escalate a deadline once per case: a timeline note for call-takers, a log line
+        and the metric hook."""
         if not await self.desk.escalate(case.id, reason):
             return False
+        await self.announce_escalation(case, reason)
+        return True
+
+    async def announce_escalation(self, case: MediationCaseView, reason: str) -> None:
+        """What an escalation recorded in the desk shows: a log line (ids and the reason,
+        nothing about the people), the timeline note and the metric hook."""
         logger.warning(
             "mediation case %s (incident %s) escalated: %s", case.id, case.number, reason
         )
@@ -275,7 +326,6 @@ class MediationDispatcher:
                     await result
             except Exception:  # a metric must not stop the escalation
                 logger.exception("mediation escalation callback failed")
-        return True
 
     async def tell_citizen(self, number: str, text: str) -> None:
         record = await self.incidents.get(number)
@@ -416,7 +466,25 @@ class MediationSupervisor:
             return True
         if step.action == ESCALATE:
             return await d.escalate(case, step.reason or SLA_BREACH)
+        if step.action == RETRY:
+            return await self._next_round(case)
         raise ValueError(f"unknown step {step.action!r}")
+
+    async def _next_round(self, case: MediationCaseView) -> bool:
+        """A waiting case's time has come: ask the roster again from the top."""
+        d = self.dispatcher
+        if not await d.desk.retry(case.id):
+            return False  # another worker started it
+        reopened = await d.desk.case(case.id)
+        if reopened is None:
+            return False
+        await d.incidents.add_note(
+            case.number, f"第{reopened.round}轮：重新从值班名单第一位联系人民调解员", actor=ACTOR
+        )
+        offered = await d.offer_next(reopened, await d.desk.assignments(case.id))
+        if offered is not None:
+            await d.send_offer(reopened, offered)
+        return True
 
     async def answer(self, assignment_id: int, accepted: bool) -> bool:
         """A mediator's answer from the portal: accept (the citizen is told), or decline
