@@ -411,6 +411,13 @@ async def _handoff(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _halt_background(app: web.Application) -> None:
+    """On shutdown (SIGTERM) the relay and mediation loops stop at once: aiohttp waits for
+    running tasks before cleanup, and theirs would keep it waiting its full minute."""
+    if HANDOFF in app:
+        app[HANDOFF].halt()
+
+
 async def _load_dialogue(app: web.Application) -> None:
     settings, runtime = app[SETTINGS], app[RUNTIME]
     try:
@@ -501,6 +508,7 @@ def create_app(settings: Settings) -> web.Application:
         _install_wechat(app, settings.wechat)
     app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_handoff)
+    app.on_shutdown.append(_halt_background)
     setup_callbacks(
         app, lambda: (app[RUNTIME].db, app[RUNTIME].cipher), notifier=lambda: app[NOTIFIER]
     )

@@ -242,10 +242,16 @@ class Handoff:
     relay: OutboxRelay
     local_receivers: dict[str, LocalReceiver] = field(default_factory=dict)
     mediation: MediationSupervisor | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def outbox(self) -> Outbox:
         return self.relay.outbox
+
+    def halt(self) -> None:
+        """Let the background loops finish their round now, before the block ends: a server
+        shutting down waits for every task it did not start with (aiohttp's on_shutdown)."""
+        self.stopping.set()
 
 
 @asynccontextmanager
@@ -303,14 +309,15 @@ async def running_handoff(
             db, cipher, env, local_urls=local_urls, extra_adapters=extra, **relay_options
         )
         stack.push_async_callback(close_adapters, relay.adapters)
-        stop = asyncio.Event()
+        handoff = Handoff(relay, receivers, supervisor)
+        stop = handoff.stopping
         tasks = [asyncio.create_task(relay.run_forever(stop), name="outbox-relay")]
         if supervisor is not None:
             tasks.append(
                 asyncio.create_task(supervisor.run_forever(stop), name="mediation-supervisor")
             )
         try:
-            yield Handoff(relay, receivers, supervisor)
+            yield handoff
         finally:
             stop.set()
             await asyncio.gather(*tasks)
