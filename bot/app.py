@@ -33,7 +33,7 @@ from bot.settings import Settings
 from bot.tracker_store import SealedSQLTrackerStore
 from bot.uploads import Destination, UploadRefused, confirmation, destination, read_upload, refused
 from nlu.text import normalise
-from routing.handoff.contacts import registered_contact
+from routing.handoff.contacts import AuditedPhones, registered_contact
 from routing.handoff.wiring import Handoff, running_handoff
 from routing.notify import ChannelNotifier, StoredNotifier
 from store.conversations import ConversationLog
@@ -517,7 +517,11 @@ def create_app(settings: Settings) -> web.Application:
         lambda: (app[RUNTIME].db, app[RUNTIME].cipher),
         api=lambda: app[wechat.WECHAT].api if wechat.WECHAT in app else None,
     )
-    setup_portal(app, lambda: app[HANDOFF].mediation if HANDOFF in app else None)
+    setup_portal(
+        app,
+        lambda: app[HANDOFF].mediation if HANDOFF in app else None,
+        phones=lambda: AuditedPhones.from_database(app[RUNTIME].db, app[RUNTIME].cipher),
+    )
     app.cleanup_ctx.append(_dialogue)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

@@ -516,6 +516,26 @@ def check_mobile(text: str) -> Checked:
     return Checked.good(national)
 
 
+# A mainland mobile number written in free text (a report, a message), full-width digits too.
+MOBILE_IN_TEXT = re.compile(
+    r"(?<![0-9\uff10-\uff19])[1\uff11][3-9\uff13-\uff19][0-9\uff10-\uff19]{9}"
+    r"(?![0-9\uff10-\uff19])"
+)
+
+
+def mobiles_in_text(text: str) -> list[str]:
+    """The valid mainland mobile numbers in `text`, as 11 ASCII digits, in order."""
+    found = (unicodedata.normalize("NFKC", m) for m in MOBILE_IN_TEXT.findall(text))
+    return [number for number in found if check_mobile(number).ok]
+
+
+def mask_mobiles_in_text(text: str) -> str:
+    """`text` with every mobile-looking number in it masked (138****5678)."""
+    return MOBILE_IN_TEXT.sub(
+        lambda match: mask_phone(unicodedata.normalize("NFKC", match.group())), text
+    )
+
+
 # --------------------------------------------------------------------------- masking
 
 # Common two-character surnames. Kept short on purpose: a wrong entry (东方 for 东 + 方…)

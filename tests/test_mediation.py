@@ -132,7 +132,9 @@ class Harness:
             jitter=lambda cap: cap,
         )
 
-    async def report(self, district: str | None = "黄浦区", sender: str = "alice") -> str:
+    async def report(
+        self, district: str | None = "黄浦区", sender: str = "alice", **answers: object
+    ) -> str:
         record = await self.book.open_draft(
             "web",
             sender,
@@ -143,7 +145,9 @@ class Harness:
             aggression=False,
             emergency=False,
             verified=True,
-            details={"answers": {"description": {"answer": "given", "text": DESCRIPTION}}},
+            details={
+                "answers": {"description": {"answer": "given", "text": DESCRIPTION}, **answers}
+            },
             missing=[],
             completeness=0.8,
             district=district,

@@ -60,10 +60,13 @@ from store.incidents import CANCELLED, IN_PROGRESS, IncidentBook, IncidentClosed
 from store.mediation import (
     ACCEPTED,
     BOOKING,
+    CASE_ACCEPTED,
+    CASE_ON_SITE,
     CASE_OPEN,
     CASE_WAITING,
     OFFERED,
     ON_DUTY,
+    ON_SITE,
     SMS_SENDING,
     AssignmentView,
     MediationCaseView,
@@ -128,6 +131,15 @@ def decide(
     if case.escalated_at is None and due is not None and now >= due:
         steps.append(Step(ESCALATE, reason=SLA_BREACH if case.mode == ON_DUTY else BOOKING_OVERDUE))
     return steps
+
+
+def assigned_to(case: MediationCaseView, assignment: AssignmentView) -> bool:
+    """The case is this mediator's now: they accepted it (or are on site / booked) and it
+    is still live. Only then may they see the reporter's phone."""
+    return assignment.state in (ACCEPTED, ON_SITE) and case.state in (
+        CASE_ACCEPTED,
+        CASE_ON_SITE,
+    )
 
 
 def text_due(assignment: AssignmentView, now: datetime) -> bool:
