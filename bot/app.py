@@ -327,6 +327,15 @@ async def metrics_view(request: web.Request) -> web.Response:
         else:
             for status, count in counts.items():
                 metrics.outbox.labels(status).set(count)
+        mediation = request.app[HANDOFF].mediation
+        if mediation is not None:
+            try:
+                states = await mediation.dispatcher.desk.counts()
+            except Exception:  # as above
+                metrics.errors.labels("mediation_count").inc()
+            else:
+                for state, count in states.items():
+                    metrics.mediation_cases.labels(state).set(count)
     payload = generate_latest(metrics.registry)
     return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -14,6 +14,12 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time: the CLI starts fast
+    from datetime import datetime
+
+    from store.mediation import AssignmentView, MediationCaseView
 
 logger = logging.getLogger("alarmbot")
 
@@ -328,6 +334,67 @@ def cmd_wechat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mediation(args: argparse.Namespace) -> int:
+    """Mediation cases for operators: state, who has it, the deadline, escalations. Ids,
+    districts and times only: names, phones and the report stay sealed."""
+    from store.db import Database
+    from store.mediation import MediationDesk
+
+    settings = _settings(args)
+
+    async def act() -> int:
+        db = Database(settings.database_url)
+        try:
+            desk = MediationDesk(db)
+            counts = await desk.counts()
+            cases = await desk.list_cases(tuple(args.status or ()), limit=args.limit)
+        finally:
+            await db.dispose()
+        print("　".join(f"{state}：{count}" for state, count in counts.items()))
+        for case, latest in cases:
+            print(mediation_line(case, latest))
+        if not cases:
+            print("没有符合条件的案件。")
+        return 0
+
+    return asyncio.run(act())
+
+
+def mediation_line(
+    case: MediationCaseView, latest: AssignmentView | None, now: datetime | None = None
+) -> str:
+    """One case for `alarmbot mediation list`, times in Shanghai."""
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from routing.schedule import DEFAULT_TZ
+    from store.mediation import CASE_ON_SITE, CASE_STATE_LABELS, ON_DUTY
+
+    tz = ZoneInfo(DEFAULT_TZ)
+    now = now or datetime.now(timezone.utc)
+
+    def at(moment: datetime | None) -> str:
+        return "—" if moment is None else f"{moment.astimezone(tz):%m-%d %H:%M}"
+
+    due = case.sla_due_at if case.mode == ON_DUTY else case.booking_due_at
+    kind = "到场" if case.mode == ON_DUTY else "预约"
+    overdue = due is not None and now >= due and case.state not in (CASE_ON_SITE, "cancelled")
+    parts = [
+        f"#{case.id}",
+        f"报警{case.number}",
+        case.district or "区县不明",
+        f"{CASE_STATE_LABELS.get(case.state, case.state)}（{case.state}）",
+        f"第{case.round}轮",
+        "调解员 —" if latest is None else f"调解员 {latest.mediator_id}（{latest.state}）",
+        f"{kind}时限 {at(due)}" + ("【已超时】" if overdue else ""),
+    ]
+    if case.retry_at is not None:
+        parts.append(f"重新联系 {at(case.retry_at)}")
+    if case.escalation:
+        parts.append(f"升级 {case.escalation} {at(case.escalated_at)}")
+    return "　".join(parts)
+
+
 def cmd_mediators(args: argparse.Namespace) -> int:
     """Check a roster file (every problem at once) and install it where every worker of this
     machine reads it; prints counts only, never names or phones."""
@@ -439,6 +506,18 @@ def build_parser() -> argparse.ArgumentParser:
     retry = outbox_sub.add_parser("retry", help="把一条失败（dead）的转办重新排队")
     retry.add_argument("id", type=int, help="记录编号（outbox list 里的 #）")
     outbox.set_defaults(func=cmd_outbox)
+
+    mediation = sub.add_parser("mediation", help="人民调解案件（状态、调解员、时限、升级）")
+    mediation_sub = mediation.add_subparsers(dest="mediation_command", required=True)
+    cases = mediation_sub.add_parser("list", help="列出调解案件（最新在前，不含个人信息）")
+    cases.add_argument(
+        "--status",
+        action="append",
+        choices=["open", "accepted", "on_site", "waiting", "exhausted", "cancelled"],
+        help="只看某种状态（可重复；exhausted = 两轮无人接单，需人工处理）",
+    )
+    cases.add_argument("--limit", type=int, default=50, help="最多显示几条（默认50）")
+    mediation.set_defaults(func=cmd_mediation)
 
     mediators = sub.add_parser("mediators", help="人民调解员名册")
     mediators_sub = mediators.add_subparsers(dest="mediators_command", required=True)

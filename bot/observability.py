@@ -132,8 +132,16 @@ class Metrics:
         )
         self.mediation_escalations = Counter(
             "alarmbot_mediation_escalations",
-            "Mediation cases escalated to call-takers (sla_breach, booking_overdue, no_mediator)",
+            "Mediation cases escalated to call-takers (sla_breach, booking_overdue; no_mediator: "
+            "nobody took it in two rounds)",
             ["reason"],
+            registry=self.registry,
+        )
+        self.mediation_cases = Gauge(
+            "alarmbot_mediation_cases",
+            "Mediation cases by state (waiting: nobody took it, retried at the next opening; "
+            "exhausted: nobody took it twice, a person must act)",
+            ["state"],
             registry=self.registry,
         )
         self.calendar_missing_year = Counter(

@@ -30,6 +30,14 @@ CASE_OPEN, CASE_ACCEPTED, CASE_ON_SITE = "open", "accepted", "on_site"
 CASE_WAITING, CASE_EXHAUSTED, CASE_CANCELLED = "waiting", "exhausted", "cancelled"
 ACTIVE_CASE_STATES = (CASE_OPEN, CASE_ACCEPTED, CASE_WAITING)
 CASE_STATES = (CASE_OPEN, CASE_ACCEPTED, CASE_ON_SITE, CASE_WAITING, CASE_EXHAUSTED, CASE_CANCELLED)
+CASE_STATE_LABELS = {
+    CASE_OPEN: "待接单",
+    CASE_ACCEPTED: "已接单",
+    CASE_ON_SITE: "已到场/已预约",
+    CASE_WAITING: "无人接单，待下一工作日重新联系",
+    CASE_EXHAUSTED: "两轮无人接单，需人工处理",
+    CASE_CANCELLED: "已撤销/已转其他渠道",
+}
 
 # Assignment states.
 OFFERED, ACCEPTED, DECLINED, EXPIRED = "offered", "accepted", "declined", "expired"
@@ -295,7 +303,7 @@ class MediationDesk:
                 .where(table.id == case_id, table.state == CASE_OPEN)
                 .values(
                     state=CASE_EXHAUSTED,
-                    escalated_at=func.coalesce(table.escalated_at, now),
+                    escalated_at=now,  # the latest escalation, what operators act on
                     escalation=reason[:24],
                     updated_at=now,
                 )

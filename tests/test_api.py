@@ -185,6 +185,7 @@ async def test_healthz_and_metrics(live_server_url: str) -> None:
     assert "alarmbot_http_request_duration_seconds_bucket" in metrics
     assert 'alarmbot_http_requests_total{method="POST",route="/api/chat",status="200"}' in metrics
     assert "alarmbot_ready 1.0" in metrics
+    assert 'alarmbot_mediation_cases{state="exhausted"}' in metrics  # a person must act
 
 
 async def test_page_is_served_without_external_assets(live_server_url: str) -> None:

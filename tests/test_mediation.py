@@ -403,6 +403,56 @@ async def test_two_supervisors_start_the_next_round_once(
     assert sum("第2轮" in note for note in await h.notes(number)) == 1
 
 
+async def test_operators_list_cases_with_state_deadline_and_escalation_masked(
+    harness_at,  # noqa: ANN001
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.cli import main, mediation_line
+
+    h = harness_at(shanghai(2026, 11, 23, 10, 0))
+    exhausted = await h.report()
+    await h.relay.run_once()
+    await decline_all(h, exhausted)
+    h.clock.moment = shanghai(2026, 11, 24, 9, 0)
+    await h.supervisor.run_once()  # round 2 (and the passed on-site deadline escalates)
+    await decline_all(h, exhausted)
+    taken = await h.report(sender="bob")
+    await h.relay.run_once()
+    _, (offer,) = await h.case(taken)
+    await h.supervisor.answer(offer.id, accepted=True)
+    h.clock.advance(hours=3)  # and then nobody came
+
+    monkeypatch.setenv("ALARMBOT_ENV", "dev")
+    monkeypatch.setenv("ALARMBOT_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert await asyncio.to_thread(main, ["mediation", "list"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "exhausted：1" in lines[0] and "accepted：1" in lines[0] and "waiting：0" in lines[0]
+    (gone,) = [line for line in lines if exhausted in line]
+    assert "需人工处理" in gone and "第2轮" in gone and "升级 no_mediator 11-24 09:" in gone
+    assert "到场时限 11-23 12:00" in gone
+    (late,) = [line for line in lines if taken in line]
+    assert f"调解员 {offer.mediator_id}（accepted）" in late and "到场时限 11-24 11:15" in late
+    for person in ("张三", "13912345678", *(m.phone for m in h.roster.mediators)):
+        assert person not in out
+
+    assert await asyncio.to_thread(main, ["mediation", "list", "--status", "exhausted"]) == 0
+    only = capsys.readouterr().out
+    assert exhausted in only and taken not in only
+
+    # Overdue is judged at the operator's now (here the test clock, not the wall clock).
+    case, offers = await h.case(taken)
+    assert "【已超时】" in mediation_line(case, offers[-1], now=h.clock())
+    assert "【已超时】" not in mediation_line(case, offers[-1], now=shanghai(2026, 11, 24, 11, 14))
+    await h.supervisor.arrive(offers[-1].id)
+    case, offers = await h.case(taken)
+    assert "【已超时】" not in mediation_line(case, offers[-1], now=h.clock())  # on site
+
+
 # --- outside working hours: push and a booking task, over real 2026 dates ---
 
 
