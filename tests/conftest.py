@@ -13,7 +13,7 @@ from bot.model import train_if_needed  # noqa: E402
 from bot.settings import PROJECT_DIR  # noqa: E402
 from store import migrate  # noqa: E402
 from store.db import Database, default_sqlite_url  # noqa: E402
-from tests.support import ServerThread, make_settings  # noqa: E402
+from tests.support import Clock, ServerThread, make_settings  # noqa: E402
 
 MODELS_DIR = Path(os.environ.get("ALARMBOT_TEST_MODELS_DIR", PROJECT_DIR / "models"))
 
@@ -64,3 +64,9 @@ async def db(database_url: str):  # noqa: ANN201
     database = Database(database_url)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Shared by a test's book, outbox, relay and supervisor: time moves only when told."""
+    return Clock()

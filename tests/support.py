@@ -1,4 +1,5 @@
-"""A real alarmbot server on a loopback port, in a thread with its own event loop."""
+"""A real alarmbot server on a loopback port, in a thread with its own event loop; a settable
+clock for the store and handoff tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from aiohttp import web
@@ -23,6 +25,23 @@ WECHAT_TEST_ENV = {
     "WECHAT_APP_ID": "wx49f0ab532d5d035a",
     "WECHAT_TIMESTAMP_WINDOW_S": "0",
 }
+
+
+START = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Shanghai
+
+
+class Clock:
+    """A settable clock shared by stores, relays and supervisors: tests move time, never wait
+    (the `clock` fixture in conftest.py starts one at START)."""
+
+    def __init__(self, moment: datetime = START) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
 
 
 def make_settings(

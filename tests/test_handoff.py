@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +43,11 @@ from store.incidents import (
 )
 from store.outbox import CAD110, DEAD, MEDIATION, PENDING, SENT, WORKORDER_12345, Outbox, OutboxItem
 from tests.fakes import fake_identity
+from tests.support import START, Clock
 
 CIPHER = PiiCipher(b"h" * 32)
-START = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
 PERSON = fake_identity(seed=7)
 TOKEN = "local-test-token"
-
-
-class Clock:
-    """Shared by the book, the outbox and the relay: tests move time instead of waiting."""
-
-    def __init__(self, moment: datetime = START) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, **delta: float) -> None:
-        self.moment += timedelta(**delta)
 
 
 def answers(**facts: dict[str, Any]) -> dict[str, Any]:
@@ -84,11 +71,6 @@ async def report(book: IncidentBook, sender: str = "alice", **overrides: Any) ->
     }
     fields.update(overrides)
     return await book.open_draft("web", sender, **fields)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -32,31 +32,12 @@ from store.incidents import (
 )
 from store.models import Attachment, Incident, IncidentEvent
 from tests.fakes import fake_identity
+from tests.support import START, Clock
 
 CIPHER = PiiCipher(b"i" * 32)
-# 10:00 in Shanghai on 23 November 2026.
-START = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-class Clock:
-    """A settable clock: tests move time on instead of waiting for it."""
-
-    def __init__(self, moment: datetime = START) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, **delta: float) -> None:
-        self.moment += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

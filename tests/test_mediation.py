@@ -73,6 +73,7 @@ from store.mediation import (
 from store.models import MediationAssignment
 from store.notices import NoticeBoard
 from store.outbox import MEDIATION, WORKORDER_12345, Outbox
+from tests.support import Clock
 
 CIPHER = PiiCipher(b"m" * 32)
 SH = ZoneInfo("Asia/Shanghai")
@@ -82,17 +83,6 @@ DESCRIPTION = "楼上邻居天天半夜拖椅子，我叫张三，电话13912345
 
 def shanghai(*args: int) -> datetime:
     return datetime(*args, tzinfo=SH)
-
-
-class Clock:
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, **delta: float) -> None:
-        self.moment += timedelta(**delta)
 
 
 class Harness:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -35,27 +35,9 @@ from store.outbox import (
     Outbox,
 )
 from tests.fakes import fake_identity
+from tests.support import START, Clock
 
 CIPHER = PiiCipher(b"o" * 32)
-START = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
-
-
-class Clock:
-    """A settable clock shared by the book and the outbox: tests move time, never wait."""
-
-    def __init__(self, moment: datetime = START) -> None:
-        self.moment = moment
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, **delta: float) -> None:
-        self.moment += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
