@@ -23,7 +23,7 @@ from store.notices import NoticeBoard
 from store.registrations import Identity, RegistrationStore
 from store.wechat import SubscriptionGrants
 from tests.fakes import fake_identity
-from tests.support import make_settings
+from tests.support import Clock, make_settings
 
 CIPHER = PiiCipher(b"m" * 32)
 
@@ -272,16 +272,16 @@ async def test_subscription_grants_are_recorded_only_when_accepted(client, wecha
 
 
 async def test_sessions_store_sign_in_again_and_expiry(db: Database) -> None:
-    moment = [datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)]
-    sessions = MiniProgramSessions(db, CIPHER, now=lambda: moment[0])
+    clock = Clock()
+    sessions = MiniProgramSessions(db, CIPHER, now=clock)
     first = await sessions.sign_in("oLOCALlee", "key-1")
     second = await sessions.sign_in("oLOCALlee", "key-2")
     assert first.token != second.token
     assert await sessions.openid_for(first.token) == "oLOCALlee"
     assert await sessions.session_key("oLOCALlee") == "key-2"
-    moment[0] += timedelta(days=7) - timedelta(seconds=1)
+    clock.advance(days=7, seconds=-1)
     assert await sessions.openid_for(second.token) == "oLOCALlee"
-    moment[0] += timedelta(seconds=1)
+    clock.advance(seconds=1)
     assert await sessions.openid_for(second.token) is None
     assert await sessions.openid_for("") is None and await sessions.openid_for("x" * 500) is None
     third = await sessions.sign_in("oLOCALlee", "key-3")  # expired tokens are dropped

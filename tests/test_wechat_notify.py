@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -25,20 +24,11 @@ from store.crypto import PiiCipher
 from store.db import Database
 from store.notices import NoticeBoard
 from store.wechat import ContactWindows, KeyStore, SubscriptionGrants
-from tests.support import make_settings
+from tests.support import START, Clock, make_settings
 
 CIPHER = PiiCipher(b"w" * 32)
 TEMPLATE = "TMPL-progress"
 OPENID = "oLOCALnotify01"
-START = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -79,9 +69,9 @@ async def test_the_48_hour_window_boundary(setup: Setup) -> None:
     assert await contacts.reserve(OPENID) is False  # never wrote: no window
     await contacts.inbound(OPENID)
     assert await contacts.last_inbound(OPENID) == START
-    clock.now = START + timedelta(hours=48) - timedelta(seconds=1)
+    clock.advance(hours=48, seconds=-1)
     assert await contacts.reserve(OPENID) is True
-    clock.now = START + timedelta(hours=48)
+    clock.advance(seconds=1)
     assert await contacts.reserve(OPENID) is False
     await contacts.inbound(OPENID)  # wrote again: a new window
     assert await contacts.reserve(OPENID) is True
@@ -114,7 +104,7 @@ async def test_outside_the_window_a_granted_subscribe_message_is_used_once(
     setup, wechat_api
 ) -> None:  # noqa: ANN001
     await setup.contacts.inbound(OPENID)
-    setup.clock.now = START + timedelta(hours=49)
+    setup.clock.advance(hours=49)
     await setup.grants.grant(OPENID, [TEMPLATE])
     wechat_api.subscribe_grants[(OPENID, TEMPLATE)] = 1
     text = "您的报警20261124001已转交12345市民热线，工单号A-1，请留意来电。"
