@@ -180,3 +180,42 @@ async def test_migrations_and_models_agree(db: Database) -> None:
 
     async with db.engine.connect() as conn:
         assert await conn.run_sync(differences) == []
+
+
+async def test_kept_tracker_is_the_stored_one_and_never_stale(db: Database) -> None:
+    """The tracker kept after a save is what a database retrieve gives; a turn that fails
+    before saving, or a save by another worker, sends the next retrieve to the database."""
+    store = SealedSQLTrackerStore(db, CIPHER, DOMAIN)
+    other_worker = SealedSQLTrackerStore(db, CIPHER, DOMAIN)
+    sender = f"web:{uuid.uuid4().hex}"
+    tracker = DialogueStateTracker.from_events(
+        sender,
+        [
+            ActionExecuted("action_session_start"),
+            SessionStarted(),
+            ActionExecuted("action_listen"),
+            UserUttered("你好"),
+        ],
+        DOMAIN.slots,
+    )
+    tracker.update(SlotSet("note", "一"))
+    await store.save(tracker)
+    tracker.update(SlotSet("note", "saved nowhere"))  # the caller's object is its own
+
+    def state(t: DialogueStateTracker) -> tuple:
+        return ([e.as_dict() for e in t.events], t.get_slot("note"))
+
+    kept = await store.retrieve(sender)
+    assert state(kept) == state(await other_worker.retrieve(sender))
+    assert kept.get_slot("note") == "一"
+
+    kept.update(SlotSet("note", "a turn that failed before saving"))
+    after_failure = await store.retrieve(sender)
+    assert after_failure is not kept and after_failure.get_slot("note") == "一"
+
+    after_failure.update(SlotSet("note", "二"))
+    await store.save(after_failure)
+    elsewhere = await other_worker.retrieve(sender)
+    elsewhere.update(SlotSet("note", "三"))
+    await other_worker.save(elsewhere)
+    assert (await store.retrieve(sender)).get_slot("note") == "三"
