@@ -26,7 +26,7 @@ from rasa.utils.endpoints import EndpointConfig
 from rasa_sdk import ActionExecutionRejection as SdkActionExecutionRejection
 from rasa_sdk.executor import ActionExecutor, ActionNotFoundException
 
-from bot.rasa_patches import install_fast_action_validation
+from bot.rasa_patches import install_all
 from bot.tracker_store import SealedSQLTrackerStore, reply_content
 from store.citizens import conversation_key
 from store.conversations import ConversationLog
@@ -67,8 +67,8 @@ def load_agent(
     tracker_store: SealedSQLTrackerStore,
     action_endpoint: EndpointConfig,
 ) -> Agent:
-    """Blocking (~10 s): run it in a thread so /healthz can answer meanwhile."""
-    install_fast_action_validation()
+    """Blocking (a few seconds): run it in a thread so /healthz can answer meanwhile."""
+    install_all()
     return Agent.load(str(model_path), tracker_store=tracker_store, action_endpoint=action_endpoint)
 
 

@@ -1,19 +1,27 @@
-"""The one change we make to Rasa's behaviour, kept small and in one place.
+"""The changes we make to Rasa's behaviour, kept small and in one place.
 
-Rasa 3.6's `RemoteAction._validate_action_result` calls `jsonschema.validate`, which checks
-the schema itself again on every call: 25-40 ms per custom action. The same validation
-with a validator built once costs well under a millisecond. Results are identical: the
-validator class is the one `jsonschema.validate` would pick for this schema.
+1. Rasa 3.6's `RemoteAction._validate_action_result` calls `jsonschema.validate`, which
+   checks the schema itself again on every call: 25-40 ms per custom action. The same
+   validation with a validator built once costs well under a millisecond. Results are
+   identical: the validator class is the one `jsonschema.validate` would pick.
+2. Rasa 3.6's `RasaModel.load` builds DIET's weights by *training* one step on an example
+   (tracing Keras' whole train function, gradients included: 5-15 s of a 10-25 s start),
+   then overwrites them with the saved ones. For inference we restore the checkpoint first
+   and let the one prediction Rasa runs anyway create the variables, which TensorFlow fills
+   from the checkpoint as they appear. Same weights, same predictions, no train function.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import tensorflow as tf
 from jsonschema import ValidationError
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
 from rasa.shared.constants import DOCS_BASE_URL
+from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+from rasa.utils.tensorflow.models import RasaModel
 
 _SCHEMA = RemoteAction.action_response_format_spec()
 _VALIDATOR_CLASS = validator_for(_SCHEMA)
@@ -43,3 +51,52 @@ def install_fast_action_validation() -> None:
 def stock_action_validation() -> Any:
     """Rasa's original method, for the benchmark's baseline and for tests."""
     return _STOCK_VALIDATE
+
+
+_STOCK_LOAD = RasaModel.load.__func__
+
+
+def _load_for_inference(
+    cls: type[RasaModel],
+    model_file_name: str,
+    model_data_example: Any,  # noqa: ANN401 - Rasa's RasaModelData
+    predict_data_example: Any = None,  # noqa: ANN401
+    finetune_mode: bool = False,
+    *args: Any,  # noqa: ANN401
+    **kwargs: Any,  # noqa: ANN401
+) -> RasaModel:
+    if finetune_mode or not predict_data_example:  # training goes on: Rasa's own way
+        return _STOCK_LOAD(
+            cls,
+            model_file_name,
+            model_data_example,
+            predict_data_example,
+            finetune_mode,
+            *args,
+            **kwargs,
+        )
+    model = cls(*args, **kwargs)
+    config = kwargs.get("config", {})
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)),
+        run_eagerly=config.get(RUN_EAGERLY),
+    )
+    restored = model.load_weights(model_file_name)  # deferred: no variables exist yet
+    model.run_inference(predict_data_example)  # creates them; each is restored on creation
+    restored.expect_partial()  # the optimizer's slots in the checkpoint are for training
+    return model
+
+
+def install_fast_model_load() -> None:
+    """Idempotent; for every DIET (or other RasaModel) loaded afterwards in this process."""
+    RasaModel.load = classmethod(_load_for_inference)
+
+
+def stock_model_load() -> None:
+    """Rasa's original loader back, for the comparison test."""
+    RasaModel.load = classmethod(_STOCK_LOAD)
+
+
+def install_all() -> None:
+    install_fast_action_validation()
+    install_fast_model_load()

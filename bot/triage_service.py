@@ -7,18 +7,20 @@ from pathlib import Path
 
 from rasa.core.agent import Agent
 
+from bot.rasa_patches import install_fast_model_load
 from nlu.text import normalise
 from routing.triage import Decision, ModelReading, triage
 
 
 @dataclass
 class TriageService:
-    """Loads the model once (~10 s); then a decision costs one NLU parse (~10 ms)."""
+    """Loads the model once (a few seconds); then a decision costs one NLU parse (~10 ms)."""
 
     agent: Agent
 
     @classmethod
     def load(cls, model_path: Path) -> TriageService:
+        install_fast_model_load()
         return cls(Agent.load(str(model_path)))
 
     async def read(self, text: str) -> tuple[str, ModelReading]:

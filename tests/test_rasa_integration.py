@@ -1,4 +1,5 @@
-"""Our two touch points with Rasa internals: in-process actions and the validator fix."""
+"""Our touch points with Rasa internals: in-process actions, the validator fix and the
+model loader."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ from typing import Any
 import pytest
 from jsonschema import ValidationError
 from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+from rasa.core.agent import Agent
 from rasa.shared.exceptions import RasaException
 from rasa_sdk import Action
 from rasa_sdk import ActionExecutionRejection as SdkRejection
 from rasa_sdk.executor import ActionExecutor
 
 from bot.dialogue import InProcessActions
-from bot.rasa_patches import install_fast_action_validation, stock_action_validation
+from bot.rasa_patches import (
+    install_fast_action_validation,
+    install_fast_model_load,
+    stock_action_validation,
+    stock_model_load,
+)
 
 GOOD = {
     "events": [
@@ -103,3 +110,36 @@ def test_every_custom_action_in_the_domain_is_registered() -> None:
     domain = yaml.safe_load((PROJECT_DIR / "domain.yml").read_text())
     custom = {n for n in domain.get("actions", []) if n.startswith(("action_", "validate_"))}
     assert custom == {cls().name() for cls in ACTION_CLASSES}
+
+
+READ_BY_BOTH = [
+    "你好",
+    "我的电动车在徐汇区漕溪北路88号楼下被偷了",
+    "楼上装修太吵了，周末一大早就开始电钻",
+    "有人拿刀在砍人！！",
+    "someone is following me on 地铁2号线",
+    "邻居家的狗天天叫，沟通了也没用",
+    "救命",
+    "我" * 300,
+]
+
+
+async def test_fast_model_load_predicts_exactly_what_stock_load_does(model_path) -> None:  # noqa: ANN001
+    """Restoring DIET's weights without Rasa's one-step training gives the same model."""
+
+    async def readings() -> list[list[tuple[str, float]]]:
+        agent = Agent.load(str(model_path))
+        parsed = [await agent.parse_message(text) for text in READ_BY_BOTH]
+        return [[(i["name"], i["confidence"]) for i in p["intent_ranking"]] for p in parsed]
+
+    try:
+        stock_model_load()
+        stock = await readings()
+    finally:
+        install_fast_model_load()
+    fast = await readings()
+    assert [[name for name, _ in r] for r in fast] == [[name for name, _ in r] for r in stock]
+    for fast_ranking, stock_ranking in zip(fast, stock, strict=True):
+        assert [c for _, c in fast_ranking] == pytest.approx(
+            [c for _, c in stock_ranking], abs=1e-6
+        )
