@@ -9,16 +9,24 @@
    then overwrites them with the saved ones. For inference we restore the checkpoint first
    and let the one prediction Rasa runs anyway create the variables, which TensorFlow fills
    from the checkpoint as they appear. Same weights, same predictions, no train function.
+3. Rasa 3.6 runs its graphs (NLU, then the policies, for every message) through dask's
+   generic scheduler and prunes the graph schema on every run: ~0.6 ms per NLU parse and
+   ~0.3 ms per action prediction. The graphs are small fixed DAGs: we run the same nodes
+   with the same inputs in a topological order computed once per target list.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 from jsonschema import ValidationError
 from jsonschema.validators import validator_for
 from rasa.core.actions.action import RemoteAction
+from rasa.engine.exceptions import GraphRunError
+from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.constants import DOCS_BASE_URL
 from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
 from rasa.utils.tensorflow.models import RasaModel
@@ -97,6 +105,63 @@ def stock_model_load() -> None:
     RasaModel.load = classmethod(_STOCK_LOAD)
 
 
+Plan = list[tuple[str, tuple[str, ...]]]  # (node, the nodes and inputs it needs), in order
+_STOCK_RUN = DaskGraphRunner.run
+_PLANS: weakref.WeakKeyDictionary[DaskGraphRunner, dict[tuple[str, ...], Plan]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def execution_plan(runner: DaskGraphRunner, targets: Sequence[str]) -> Plan:
+    """The nodes `targets` depend on, each after everything it needs (as dask would run)."""
+    nodes = runner._graph_schema.nodes
+    order: Plan = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in nodes:  # an input placeholder is not a node
+            return
+        seen.add(name)
+        needs = tuple(nodes[name].needs.values())
+        for needed in needs:
+            visit(needed)
+        order.append((name, needs))
+
+    for target in targets:
+        visit(target)
+    return order
+
+
+def _run_in_order(
+    self: DaskGraphRunner,
+    inputs: dict[str, Any] | None = None,
+    targets: list[str] | None = None,
+) -> dict[str, Any]:
+    run_targets = tuple(targets if targets else self._graph_schema.target_names)
+    plans = _PLANS.setdefault(self, {})
+    plan = plans.get(run_targets)
+    if plan is None:
+        plan = plans[run_targets] = execution_plan(self, run_targets)
+    # Like dask: an input arrives as (name, value); a name nothing provides, as itself.
+    values: dict[str, Any] = {name: (name, value) for name, value in (inputs or {}).items()}
+    try:
+        for name, needs in plan:
+            values[name] = self._instantiated_nodes[name](*(values.get(n, n) for n in needs))
+    except RuntimeError as e:
+        raise GraphRunError("Error running runner.") from e
+    return dict(values[target] for target in run_targets)
+
+
+def install_ordered_graph_runs() -> None:
+    """Idempotent; for every Rasa graph run in this process (serving and training)."""
+    DaskGraphRunner.run = _run_in_order
+
+
+def stock_graph_runs() -> None:
+    DaskGraphRunner.run = _STOCK_RUN
+
+
 def install_all() -> None:
     install_fast_action_validation()
     install_fast_model_load()
+    install_ordered_graph_runs()

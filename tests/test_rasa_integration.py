@@ -9,6 +9,8 @@ import pytest
 from jsonschema import ValidationError
 from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
 from rasa.core.agent import Agent
+from rasa.core.channels.channel import UserMessage
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa_sdk import Action
 from rasa_sdk import ActionExecutionRejection as SdkRejection
@@ -16,9 +18,12 @@ from rasa_sdk.executor import ActionExecutor
 
 from bot.dialogue import InProcessActions
 from bot.rasa_patches import (
+    execution_plan,
     install_fast_action_validation,
     install_fast_model_load,
+    install_ordered_graph_runs,
     stock_action_validation,
+    stock_graph_runs,
     stock_model_load,
 )
 
@@ -143,3 +148,34 @@ async def test_fast_model_load_predicts_exactly_what_stock_load_does(model_path)
         assert [c for _, c in fast_ranking] == pytest.approx(
             [c for _, c in stock_ranking], abs=1e-6
         )
+
+
+async def test_ordered_graph_runs_give_what_dask_gives(model_path) -> None:  # noqa: ANN001
+    """NLU parses and action predictions are the same with our runner and with dask's."""
+    agent = Agent.load(str(model_path))
+    processor = agent.processor
+    tracker = DialogueStateTracker.from_events("graph-1", [], agent.domain.slots)
+
+    def run_both() -> list:
+        parsed = [
+            processor._parse_message_with_graph(UserMessage(text), tracker)
+            for text in [*READ_BY_BOTH, '/inform{"answer": "yes"}']
+        ]
+        prediction = processor._predict_next_with_tracker(tracker)
+        return [parsed, prediction.max_confidence_index, prediction.probabilities]
+
+    try:
+        stock_graph_runs()
+        by_dask = run_both()
+    finally:
+        install_ordered_graph_runs()
+    in_order = run_both()
+    assert in_order[0] == by_dask[0]
+    assert in_order[1] == by_dask[1]
+    assert in_order[2] == pytest.approx(by_dask[2])
+    # Each node once, after what it needs.
+    plan = execution_plan(processor.graph_runner, [processor.model_metadata.nlu_target])
+    names = [name for name, _ in plan]
+    assert len(names) == len(set(names))
+    for position, (_, needs) in enumerate(plan):
+        assert all(n not in names[position:] for n in needs)
