@@ -15,6 +15,8 @@ Why
     the same model, the same two message kinds and the same client on the same machine:
 
     custom    "你好" (text, goes through NLU) → rule → `action_greet`, one DB read.
+    button    "/greet" (a button's payload, intent given) → rule → `action_greet`: most
+              turns of a report are button presses that run a form's custom action.
     response  "/help" (payload, intent given) → rule → `utter_help`, no custom action.
 
 How (fairness on a small, possibly shared machine)
@@ -55,7 +57,7 @@ import aiohttp
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-KINDS = ("custom", "response")
+KINDS = ("custom", "button", "response")
 SENDER_GROUP = 5  # messages per sender before a new one: trackers stay small
 SEQ_BLOCK = 20  # sequential messages per turn before switching to the other server
 START_TIMEOUT_S = 120.0
@@ -72,6 +74,7 @@ TARGET_RSS_MB = 1500.0  # 1.5 GB (10^9 bytes), peak RSS of the alarmbot process 
 # The responses each kind must produce, so a fast error is not mistaken for a fast answer.
 EXPECTED_RESPONSES = {
     "custom": ("utter_greet_registered", "utter_greet_unregistered"),
+    "button": ("utter_greet_registered", "utter_greet_unregistered"),
     "response": ("utter_help",),
 }
 
@@ -293,14 +296,16 @@ class Server:
         return {child.name: cpu_seconds(child.pids) for child in self.children}
 
 
+MESSAGES = {"custom": "你好", "button": "/greet", "response": "/help"}
+
+
 def alarmbot_body(sender: str, kind: str) -> dict[str, Any]:
-    if kind == "custom":
-        return {"sender": sender, "text": "你好"}
-    return {"sender": sender, "payload": "/help"}
+    key = "text" if kind == "custom" else "payload"
+    return {"sender": sender, key: MESSAGES[kind]}
 
 
 def stock_body(sender: str, kind: str) -> dict[str, Any]:
-    return {"sender": sender, "message": "你好" if kind == "custom" else "/help"}
+    return {"sender": sender, "message": MESSAGES[kind]}
 
 
 def alarmbot_texts(data: Any) -> list[str]:
