@@ -42,6 +42,10 @@ class ActionServices:
             handoff_queued=handoff_queued or (lambda: None),
         )
 
+    async def close(self) -> None:
+        """Close the HTTP sessions of the adapters (SMS gateway, identity service)."""
+        await self.registration.close()
+
     @classmethod
     def from_env(cls) -> ActionServices:
         """For a split deployment: the action server reads the same DATABASE_URL and key."""

@@ -66,6 +66,7 @@ class Runtime:
     db: Database
     cipher: PiiCipher
     dialogue: Dialogue | None = None
+    services: ActionServices | None = None  # the in-process actions' (closed at shutdown)
     load_error: str | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -427,6 +428,16 @@ async def _halt_background(app: web.Application) -> None:
         app[HANDOFF].halt()
 
 
+def _services_env(app: web.Application) -> dict[str, str]:
+    """The environment the actions' services read, with the LOCAL SMS stand-in's URL in
+    development so registration codes take the production HTTP adapter too."""
+    env = {**os.environ, "ALARMBOT_ENV": app[SETTINGS].env}
+    handoff = app.get(HANDOFF)
+    if handoff is not None and handoff.local_sms_url and not env.get("SMS_URL"):
+        env["SMS_URL"] = handoff.local_sms_url
+    return env
+
+
 async def _load_dialogue(app: web.Application) -> None:
     settings, runtime = app[SETTINGS], app[RUNTIME]
     try:
@@ -434,18 +445,15 @@ async def _load_dialogue(app: web.Application) -> None:
         if settings.action_endpoint_url:
             endpoint = EndpointConfig(url=settings.action_endpoint_url)
         else:
-            endpoint = InProcessActions(
-                build_executor(
-                    ActionServices.from_database(
-                        runtime.db,
-                        runtime.cipher,
-                        {**os.environ, "ALARMBOT_ENV": settings.env},
-                        settings.var_dir,
-                        # A queued handoff goes out at once, not at the relay's next poll.
-                        handoff_queued=app[HANDOFF].relay.wake if HANDOFF in app else None,
-                    )
-                )
+            runtime.services = ActionServices.from_database(
+                runtime.db,
+                runtime.cipher,
+                _services_env(app),
+                settings.var_dir,
+                # A queued handoff goes out at once, not at the relay's next poll.
+                handoff_queued=app[HANDOFF].relay.wake if HANDOFF in app else None,
             )
+            endpoint = InProcessActions(build_executor(runtime.services))
         transcript = ConversationLog(runtime.db, runtime.cipher)
         tracker_store = SealedSQLTrackerStore(runtime.db, runtime.cipher, transcript=transcript)
         logger.info("loading model %s", model.name)
@@ -471,6 +479,9 @@ async def _dialogue(app: web.Application) -> AsyncIterator[None]:
     if not task.done():
         task.cancel()
         # The loading thread itself cannot be interrupted; let it finish in the background.
+    services = app[RUNTIME].services
+    if services is not None:
+        await services.close()
 
 
 def _install_wechat(app: web.Application, config: wechat.WeChatConfig) -> None:

@@ -191,6 +191,13 @@ class RegistrationService:
             )
         return Step(True, shown=verification.status.value)
 
+    async def close(self) -> None:
+        """Close the adapters' HTTP sessions (those that have one)."""
+        for adapter in (self._sms, self._verifier):
+            close = getattr(adapter, "close", None)
+            if close is not None:
+                await close()
+
     async def discard(self, channel: str, sender_id: str) -> None:
         await self._store.discard_draft(channel, sender_id)
 
@@ -231,7 +238,8 @@ def build_registration(
     store: RegistrationStore, otp_key: bytes, env: Mapping[str, str], var_dir: Path
 ) -> RegistrationService:
     """Adapters from the environment: SMS_URL/SMS_API_KEY and IDENTITY_URL/IDENTITY_APP_KEY;
-    without them a LOCAL SMS outbox (var/local-sms.jsonl) and a format-only verifier.
+    without them a LOCAL SMS outbox (var/local-sms.jsonl) and a format-only verifier (the bot
+    itself passes its LOCAL SMS gateway stand-in as SMS_URL in development).
 
     In prod without SMS_URL registration says codes cannot be sent, loudly in the log, but
     the service still starts: refusing to start would refuse emergencies too."""

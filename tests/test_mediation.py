@@ -795,14 +795,16 @@ async def test_running_handoff_runs_mediation_in_development(db: Database, tmp_p
     async with running_handoff(db, CIPHER, env, tmp_path) as handoff:
         assert MEDIATION in handoff.relay.adapters and handoff.mediation is not None
         number = await h.report()
+        assert handoff.local_sms_url is not None  # dev: the LOCAL gateway, over HTTP
+        texts = tmp_path / "local-receivers" / "local-sms-gateway.jsonl"
         for _ in range(400):
-            if (await h.desk.cases_for(number)) and (tmp_path / "local-sms.jsonl").exists():
+            if (await h.desk.cases_for(number)) and texts.exists():
                 break
             await asyncio.sleep(0.01)
     (case,) = await h.desk.cases_for(number)
     (offer,) = await h.desk.assignments(case.id)
-    assert offer.sms_ref is not None and offer.sms_ref.startswith("local-")
-    assert number in (tmp_path / "local-sms.jsonl").read_text(encoding="utf-8")
+    assert offer.sms_ref is not None and offer.sms_ref.startswith("local-sms-gateway-")
+    assert number in texts.read_text(encoding="utf-8")
     assert await NoticeBoard(db, CIPHER).take("web", "alice")
 
 

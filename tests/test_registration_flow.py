@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,18 @@ from tests.support import ServerThread, make_settings
 from tests.test_incident_flow import Citizen, incidents_of
 
 
+def sms_records(server) -> Path:  # noqa: ANN001
+    return Path(server.settings.var_dir) / "local-receivers" / "local-sms-gateway.jsonl"
+
+
 def sms_code(server, phone: str) -> str:  # noqa: ANN001
-    """The newest code the LOCAL SMS outbox recorded for this (masked) phone."""
-    outbox = Path(server.settings.var_dir) / "local-sms.jsonl"
+    """The newest code the LOCAL SMS gateway stand-in received for this (masked) phone,
+    read as a developer would: from its record file."""
     masked = phone[:3] + "****" + phone[7:]
-    lines = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines()]
-    text = next(line["text"] for line in reversed(lines) if line["to"] == masked)
-    return re.search(r"\d{6}", text).group()
+    lines = [json.loads(line) for line in sms_records(server).read_text("utf-8").splitlines()]
+    body = next(line["body"] for line in reversed(lines) if line["body"]["phone"] == masked)
+    assert body["template_id"] == "otp"
+    return body["params"]["code"]
 
 
 async def register(server, citizen: Citizen, person: FakeIdentity) -> str:  # noqa: ANN001
@@ -242,7 +246,7 @@ async def test_prod_without_sms_gateway_still_takes_reports(prod_server_without_
     await citizen.say(person.id_number)
     reply = await citizen.say(person.phone)
     assert "验证码短信暂时发不出去" in reply and "报警不受影响" in reply
-    assert not (Path(server.settings.var_dir) / "local-sms.jsonl").exists()
+    assert not sms_records(server).exists()
     runtime = server.app[RUNTIME]
     draft = server.call(RegistrationStore(runtime.db, runtime.cipher).draft("web", citizen.sender))
     assert draft is None  # what was typed is not kept once registration cannot finish

@@ -14,10 +14,11 @@ Environment (all optional):
 * MEDIATORS_FILE: the mediator roster (YAML/CSV); unset, the one `alarmbot mediators import`
   installed under the var dir;
   MEDIATION_FILE: hours and calendar (routing/mediation.yml); SMS_URL, SMS_API_KEY: the SMS
-  gateway that texts mediators; ALARMBOT_LINK_KEY: key of the signed links (default: derived
-  from the PII key); MEDIATION_POLL_S: seconds between supervisor passes (30). In dev a
-  missing roster is the example file and a missing SMS_URL the LOCAL SMS outbox
-  (var/local-sms.jsonl).
+  gateway that texts mediators (and citizens their registration codes); ALARMBOT_LINK_KEY:
+  key of the signed links (default: derived from the PII key); MEDIATION_POLL_S: seconds
+  between supervisor passes (30). In dev a missing roster is the example file and a missing
+  SMS_URL a LOCAL SMS gateway stand-in, reached through the production HTTP adapter
+  (`Handoff.sms_url`; what it received: var/local-receivers/local-sms-gateway.jsonl).
 
 In prod a target without a URL gets no adapter: its rows stay pending (visible in `alarmbot
 outbox list` and the metrics) and go out once the URL is configured, rather than being
@@ -48,6 +49,7 @@ from routing.handoff.adapters import (
 from routing.handoff.links import link_key
 from routing.handoff.local_receivers import (
     LOCAL_CAD,
+    LOCAL_SMS,
     LOCAL_WORKORDER,
     LocalReceiver,
     running_local_receiver,
@@ -243,6 +245,9 @@ class Handoff:
     local_receivers: dict[str, LocalReceiver] = field(default_factory=dict)
     mediation: MediationSupervisor | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # The LOCAL SMS gateway stand-in's URL in development when SMS_URL is not set: the
+    # registration codes go the same HTTP way as in production.
+    local_sms_url: str | None = None
 
     @property
     def outbox(self) -> Outbox:
@@ -287,6 +292,14 @@ async def running_handoff(
                 )
                 local_urls[target] = running.url
                 receivers[target] = running.receiver
+            if not env.get("SMS_URL"):
+                running = await stack.enter_async_context(
+                    running_local_receiver(
+                        LOCAL_SMS, var_dir / "local-receivers", id_field="message_id"
+                    )
+                )
+                receivers["sms"] = running.receiver
+                env = {**env, "SMS_URL": running.base_url}
         supervisor = None
         extra = dict(relay_options.pop("extra_adapters", None) or {})
         if MEDIATION not in extra:
@@ -309,7 +322,12 @@ async def running_handoff(
             db, cipher, env, local_urls=local_urls, extra_adapters=extra, **relay_options
         )
         stack.push_async_callback(close_adapters, relay.adapters)
-        handoff = Handoff(relay, receivers, supervisor)
+        handoff = Handoff(
+            relay,
+            receivers,
+            supervisor,
+            local_sms_url=env["SMS_URL"] if "sms" in receivers else None,
+        )
         stop = handoff.stopping
         tasks = [asyncio.create_task(relay.run_forever(stop), name="outbox-relay")]
         if supervisor is not None:
