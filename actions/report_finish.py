@@ -22,8 +22,8 @@ from actions.turn import answer_buttons, reporter
 from routing.report import completeness, default_report_policy, summary_lines
 from routing.triage import CIVIC, MEDIATION, POLICE, default_policy
 
-# What happens next, truthfully: 110 and 12345 reports are relayed by the outbox (see
-# routing/handoff); mediation has no adapter yet, so the citizen is told where else to turn.
+# What happens next, truthfully: every route is relayed by the outbox (see routing/handoff);
+# mediation goes to the district's mediator, at once in working hours, else to book a time.
 NEXT_STEP = {
     POLICE: (
         "正在转给110接警员。紧急情况请同时拨打110或发短信到12110。",
@@ -34,8 +34,11 @@ NEXT_STEP = {
         "It is being passed to the 12345 hotline; see My reports for progress.",
     ),
     MEDIATION: (
-        "调解转办正在接入中，您也可以拨打12348或到街道人民调解委员会。",
-        "Transfer to mediators is not yet linked; you can also call 12348.",
+        "正在转给所在街道的人民调解员：工作时间内会尽快联系您并安排到场，其他时间会在下一个"
+        "工作日联系您约定时间。进度可在“我的报警”查看；如对方动手或威胁，请立即拨打110。",
+        "It is being passed to a people's mediator for your district: in working hours they "
+        "will contact you soon and come over; otherwise they will call on the next working day "
+        "to book a time. See My reports for progress; if anyone turns violent, call 110.",
     ),
 }
 BUTTONS = {

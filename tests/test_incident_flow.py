@@ -3,8 +3,10 @@ emergency fast path, corrections, cancellation, bad input, "我的报警" and a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -118,6 +120,33 @@ async def test_mediation_turns_to_police_when_the_other_side_is_violent(
     incidents = incidents_of(live_server, citizen.sender)
     assert incidents and incidents[0].route == "police"
     assert reply == "" or "编号" in reply
+
+
+async def test_a_mediation_report_reaches_a_mediator_by_sms(live_server, citizen: Citizen) -> None:  # noqa: ANN001
+    """Submitted, the case goes to the district's mediator (the LOCAL SMS gateway stand-in in
+    tests) with a signed link, never the report or the reporter in the text."""
+    await citizen.say("楼上邻居天天半夜拖椅子，说了好几次也不改，想找人调解一下")
+    await citizen.answer("邻居")
+    await citizen.answer("no")
+    await citizen.say("徐汇区漕溪北路88号3号楼")
+    reply = await citizen.answer("工作日晚上")
+    assert "请核对" in reply and "具体地点：徐汇区漕溪北路88号3号楼" in reply
+    reply = await citizen.answer("submit")
+    assert "人民调解员" in reply and "110" in reply
+    [incident] = incidents_of(live_server, citizen.sender)
+    assert (incident.route, incident.category) == ("mediation", "neighbor")
+
+    texts = Path(live_server.settings.var_dir) / "local-receivers" / "local-sms-gateway.jsonl"
+    for _ in range(200):
+        sent = texts.read_text("utf-8") if texts.exists() else ""
+        if incident.number in sent:
+            break
+        await asyncio.sleep(0.05)
+    [sms] = [json.loads(line) for line in sent.splitlines() if incident.number in line]
+    assert sms["body"]["template_id"] in ("mediation_on_duty", "mediation_booking")
+    assert sms["body"]["params"]["district"] == "徐汇区"
+    assert "/m/" in sms["body"]["params"]["link"]
+    assert "拖椅子" not in json.dumps(sms, ensure_ascii=False)
 
 
 async def test_a_location_share_answers_where(citizen: Citizen) -> None:
