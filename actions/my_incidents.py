@@ -11,6 +11,7 @@ from actions.services import UsesServices
 from actions.turn import Turn, reporter
 from routing.report import clean, display_time
 from routing.triage import default_policy
+from store.citizens import same_citizen_channels
 from store.incidents import IncidentError, IncidentRecord
 
 SHOWN = 5
@@ -45,7 +46,7 @@ class ActionMyIncidents(UsesServices, Action):
         incidents = self.services.incidents
         if number:
             record = await incidents.get(number)
-            if record is None or (record.channel, record.sender_id) != (channel, sender_id):
+            if record is None or not _theirs(record, channel, sender_id):
                 dispatcher.utter_message(text="没有找到这条报警记录。")
                 return []
             lines = [_line(record)]
@@ -61,7 +62,7 @@ class ActionMyIncidents(UsesServices, Action):
                 )
             dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
             return []
-        records = await incidents.for_reporter(channel, sender_id)
+        records = await incidents.for_reporter(same_citizen_channels(channel), sender_id)
         if not records:
             dispatcher.utter_message(response="utter_no_incidents")
             return []
@@ -75,6 +76,11 @@ class ActionMyIncidents(UsesServices, Action):
         ]
         dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
         return []
+
+
+def _theirs(record: IncidentRecord, channel: str, sender_id: str) -> bool:
+    """Made by this citizen, here or through the other door of the same WeChat app."""
+    return record.sender_id == sender_id and record.channel in same_citizen_channels(channel)
 
 
 class ActionCancelIncident(UsesServices, Action):
@@ -91,7 +97,8 @@ class ActionCancelIncident(UsesServices, Action):
         number = _entity(tracker, "incident_number")
         reason = _entity(tracker, "answer")
         if not number:
-            open_ones = [r for r in await incidents.for_reporter(channel, sender_id) if r.is_open]
+            mine = await incidents.for_reporter(same_citizen_channels(channel), sender_id)
+            open_ones = [r for r in mine if r.is_open]
             if not open_ones:
                 dispatcher.utter_message(text="您没有可以撤销的报警。")
                 return []

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import models, outbox
+from store.citizens import same_citizen_channels
 from store.crypto import PiiCipher
 from store.db import Database
 from store.models import as_utc, utcnow
@@ -382,7 +383,9 @@ class IncidentBook:
 
     @staticmethod
     def _ensure_reporter(row: models.Incident, channel: str, sender_id: str) -> None:
-        if (row.channel, row.sender_id) != (channel, sender_id):
+        """The report is this citizen's: same id, on this channel or one that knows them by
+        the same id (the mini-program and /wechat of one app); otherwise it does not exist."""
+        if row.sender_id != sender_id or row.channel not in same_citizen_channels(channel):
             raise IncidentNotFound(row.number)
 
     @staticmethod

@@ -45,7 +45,7 @@ def book(db: Database, clock: Clock) -> IncidentBook:
     return IncidentBook(db, CIPHER, now=clock)
 
 
-async def report(book: IncidentBook, sender: str = "alice", **overrides):  # noqa: ANN201
+async def report(book: IncidentBook, sender: str = "alice", channel: str = "web", **overrides):  # noqa: ANN201
     fields = {
         "route": "police",
         "category": "theft",
@@ -59,7 +59,7 @@ async def report(book: IncidentBook, sender: str = "alice", **overrides):  # noq
         "completeness": 0.4,
     }
     fields.update(overrides)
-    return await book.open_draft("web", sender, **fields)
+    return await book.open_draft(channel, sender, **fields)
 
 
 # --- numbers ---
@@ -321,6 +321,15 @@ async def test_only_the_reporter_cancels_and_only_while_open(book: IncidentBook)
     await book.set_status(closed.number, CLOSED, actor="call_taker:7")
     with pytest.raises(IncidentClosed):
         await book.cancel(closed.number, "web", "alice", "晚了")
+
+
+async def test_the_two_doors_of_one_wechat_app_are_one_reporter(book: IncidentBook) -> None:
+    """Reported in the /wechat chat, withdrawn in the mini-program: the same openid."""
+    record = await report(book, "o-openid-1", channel="wechat", status=RECEIVED)
+    with pytest.raises(IncidentNotFound):
+        await book.cancel(record.number, "web", "o-openid-1", "H5 is another person's id space")
+    cancelled = await book.cancel(record.number, "miniprogram", "o-openid-1", "找到了")
+    assert cancelled.status == CANCELLED
 
 
 # --- lists ---
