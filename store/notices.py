@@ -62,23 +62,22 @@ class NoticeBoard:
         table = models.CitizenNotice
         now = self._clock().astimezone(timezone.utc)
         taken: list[Notice] = []
-        async with self._db.session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(table)
-                        .where(
-                            table.channel == channel,
-                            table.sender_id == sender_id,
-                            table.shown_at.is_(None),
-                        )
-                        .order_by(table.id)
-                        .limit(limit)
-                    )
-                )
-                .scalars()
-                .all()
+        waiting = (
+            select(table)
+            .where(
+                table.channel == channel,
+                table.sender_id == sender_id,
+                table.shown_at.is_(None),
             )
+            .order_by(table.id)
+            .limit(limit)
+        )
+        # Most polls find nothing: look first without taking SQLite's single write slot.
+        async with self._db.reader() as session:
+            if (await session.execute(waiting.with_only_columns(table.id))).first() is None:
+                return taken
+        async with self._db.session() as session:
+            rows = (await session.execute(waiting)).scalars().all()
             for row in rows:
                 won = await session.execute(
                     update(table)

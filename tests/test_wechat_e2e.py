@@ -101,7 +101,8 @@ async def test_civic_report_over_numbered_replies(live_server, live_server_url: 
     book = IncidentBook(runtime.db, runtime.cipher)
     [incident] = live_server.call(book.for_reporter("wechat", citizen.openid))
     assert f"编号{incident.number}" in reply
-    assert (incident.route, incident.status) == ("12345", "received")
+    assert incident.route == "12345"
+    assert incident.status in ("received", "transferred_12345"), "the relay may be done already"
 
 
 async def test_menu_click_and_location_share(live_server_url: str) -> None:

@@ -292,7 +292,9 @@ class WeChatChannel:
     # -- message types ---------------------------------------------------------------------
 
     async def _handle_safely(self, push: Inbound) -> str | None:
-        await self._opened_window(push)
+        # The window is recorded beside the dialogue turn, not before it (a write that would
+        # wait its turn for the database), and always before any late reply is sent.
+        window = asyncio.ensure_future(self._opened_window(push))
         try:
             reply = await self._handle(push)
             return await self._with_notices(push.openid, reply)
@@ -301,6 +303,8 @@ class WeChatChannel:
         except Exception:
             logger.exception("wechat %s push failed", push.kind)
             return BUSY
+        finally:
+            await window
 
     async def _opened_window(self, push: Inbound) -> None:
         """The citizen acted: customer-service messages may go for 48 hours, five more."""
