@@ -136,7 +136,24 @@ HINTS = {
         "请简单说说发生了什么，几个字也可以。",
         "Please say briefly what happened, a few words are enough.",
     ),
+    "location_not_time": (
+        "这好像是时间。请告诉我地点：路名门牌、小区、店名、地标或地铁站。",
+        "That sounds like a time. Where is it: a street, building, shop, landmark or station?",
+    ),
+    "contact_time": (
+        "这好像是地址。请告诉我什么时间方便联系您，比如“工作日晚上”或“随时”。",
+        "That sounds like an address. When may the mediator call you, e.g. weekday evenings?",
+    ),
 }
+# Answers to the wrong question, caught once: a time given for "where", an address for
+# "when may we call". Words that make a place or a time plausible keep the answer.
+_PLACE_WORDS = re.compile(
+    r"[路街道号弄巷村镇区县楼幢栋室门站场园院校店家厂口桥江河湖山湾岛]"
+    r"|附近|对面|旁边|地铁|小区|大厦|中心|市场|公司|单位|商场|超市|酒店|医院|学校"
+)
+_TIME_WORDS = re.compile(
+    r"[点时早晚午天周]|上午|下午|晚上|白天|随时|工作日|周末|现在|马上|以后|之前|都行|都可以"
+)
 
 
 def language_of(text: str, *, min_words: int = 1) -> str | None:
@@ -253,7 +270,11 @@ def read_answer(
     if field == "time":
         return Reading(_time(text, entities))
     if field == "location":
+        if failures == 0 and _time_not_place(text, entities):
+            return Reading(hint=hint("location_not_time", language))
         return Reading(_location(text, entities))
+    if field == "contact_time" and failures == 0 and _place_not_time(text, entities):
+        return Reading(hint=hint("contact_time", language))
     if field in ("suspects", "vehicle") and said == NO and len(text) <= 8:
         return Reading({"answer": NO, "text": text})
     if field == "vehicle":
@@ -293,6 +314,22 @@ def _time(text: str, entities: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     times = _entities(entities, "time")
     iso = str(times[0]["value"]) if times else None
     return _given(text, iso=iso)
+
+
+def _time_not_place(text: str, entities: Sequence[Mapping[str, Any]]) -> bool:
+    return bool(
+        _entities(entities, "time")
+        and not _entities(entities, "address")
+        and not _PLACE_WORDS.search(text)
+    )
+
+
+def _place_not_time(text: str, entities: Sequence[Mapping[str, Any]]) -> bool:
+    return bool(
+        _entities(entities, "address")
+        and not _entities(entities, "time")
+        and not _TIME_WORDS.search(text)
+    )
 
 
 def _location(text: str, entities: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -149,6 +149,21 @@ async def test_a_mediation_report_reaches_a_mediator_by_sms(live_server, citizen
     assert "拖椅子" not in json.dumps(sms, ensure_ascii=False)
 
 
+async def test_answers_to_the_wrong_question_are_asked_again(citizen: Citizen) -> None:
+    await citizen.say("楼上邻居天天半夜拖椅子，说了好几次也不改，想找人调解一下")
+    await citizen.answer("邻居")
+    reply = await citizen.answer("no")
+    assert "地点" in reply
+    reply = await citizen.say("工作日晚上七点以后")
+    assert "好像是时间" in reply
+    reply = await citizen.say("徐汇区漕溪北路88号3号楼")
+    assert "联系" in reply
+    reply = await citizen.say("闵行区莘庄镇莘松路380弄")
+    assert "好像是地址" in reply
+    reply = await citizen.answer("工作日晚上")
+    assert "具体地点：徐汇区漕溪北路88号3号楼" in reply and "方便联系的时间：工作日晚上" in reply
+
+
 async def test_a_location_share_answers_where(citizen: Citizen) -> None:
     await citizen.say("我的电动车在楼下被人偷了")
     reply = await citizen.press({"lat": 31.2304, "lng": 121.4737, "label": "人民广场"})

@@ -140,6 +140,26 @@ def test_unknown_location_asks_for_a_landmark_once_then_accepts() -> None:
     assert second.value == {"answer": UNKNOWN, "text": "我也不知道"}
 
 
+@pytest.mark.parametrize("text", ["工作日晚上七点以后", "下午三点以后", "刚才"])
+def test_a_time_given_for_where_is_asked_again_once(text: str) -> None:
+    first = read("location", text)
+    assert first.value is None and "时间" in first.hint
+    assert read("location", text, failures=1).value["text"] == text  # never stuck
+
+
+@pytest.mark.parametrize("text", ["晚上八点在人民广场", "在家里", "楼下", "地铁2号线南京东路站"])
+def test_places_with_or_without_a_time_are_places(text: str) -> None:
+    assert read("location", text).value["text"] == text
+
+
+def test_an_address_given_for_when_to_call_is_asked_again_once() -> None:
+    first = read("contact_time", "徐汇区漕溪北路88号3号楼")
+    assert first.value is None and "方便联系您" in first.hint
+    assert read("contact_time", "徐汇区漕溪北路88号3号楼", failures=1).value["answer"] == "given"
+    for when in ("工作日晚上", "随时", "明天下午", "周末都行"):
+        assert read("contact_time", when).value["text"] == when
+
+
 def test_shared_location_wins_over_text() -> None:
     share = {"lat": 31.2304, "lng": 121.4737, "label": "人民广场"}
     value = read_answer("location", "", location=share).value
