@@ -7,6 +7,7 @@
   is unknown or expired is 401. Without the header they work as for the H5 page.
 * `GET /api/mp/incidents`: the citizen's reports with their timelines, from both WeChat
   doors (the mini-program's pages and /wechat), as the dialogue's 我的报警 shows them.
+* `POST /api/mp/logout` with the token: that token stops working at once.
 * `POST /api/mp/subscriptions` {"template_ids": [...], "accepted": bool}: what the citizen
   answered to wx.requestSubscribeMessage; each acceptance allows one status message.
 
@@ -79,6 +80,14 @@ async def _required(request: web.Request) -> str:
     if openid is None:
         raise ApiError(401, "missing_token", "请先登录小程序。")
     return openid
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /api/mp/logout (with the token) → {"signed_out": true}: this token stops working."""
+    await _required(request)
+    token = request.headers["Authorization"].strip().partition(" ")[2].strip()
+    await request.app[MINIPROGRAM].sessions.sign_out(token)
+    return json_response({"signed_out": True})
 
 
 async def login(request: web.Request) -> web.Response:
@@ -174,5 +183,6 @@ def setup_miniprogram(
 
     app.cleanup_ctx.append(service)
     app.router.add_post("/api/mp/login", login)
+    app.router.add_post("/api/mp/logout", logout)
     app.router.add_get("/api/mp/incidents", my_incidents)
     app.router.add_post("/api/mp/subscriptions", subscriptions)

@@ -93,6 +93,16 @@ class MiniProgramSessions:
             return None
         return row.openid
 
+    async def sign_out(self, token: str) -> bool:
+        """The token stops working at once (a shared phone, a lost one); True if it existed."""
+        async with self._db.session() as session:
+            gone = await session.execute(
+                delete(MiniProgramSession)
+                .where(MiniProgramSession.token_hash == token_hash(token))
+                .execution_options(synchronize_session=False)
+            )
+        return bool(gone.rowcount)
+
     async def session_key(self, openid: str) -> str | None:
         """The sealed session_key opened, for checking data the mini-program signed."""
         query = select(MiniProgramUser.session_key_sealed).where(MiniProgramUser.openid == openid)

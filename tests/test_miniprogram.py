@@ -163,6 +163,17 @@ async def test_a_valid_token_speaks_for_the_openid_not_the_body_sender(client, w
     assert response.status == 503
 
 
+async def test_signing_out_ends_only_that_token(client, wechat_api) -> None:  # noqa: ANN001
+    phone = await sign_in(client, wechat_api, "oLOCALfay01")
+    tablet = await sign_in(client, wechat_api, "oLOCALfay01")
+    response = await client.post("/api/mp/logout", headers=bearer(phone))
+    assert response.status == 200 and (await response.json()) == {"signed_out": True}
+    gone = await client.get("/api/mp/incidents", headers=bearer(phone))
+    assert gone.status == 401 and (await gone.json())["error"] == "invalid_token"
+    assert (await client.get("/api/mp/incidents", headers=bearer(tablet))).status == 200
+    assert (await client.post("/api/mp/logout")).status == 401
+
+
 async def test_my_incidents_are_only_my_own(client, wechat_api) -> None:  # noqa: ANN001
     runtime = client.app[RUNTIME]
     book = IncidentBook(runtime.db, runtime.cipher)
