@@ -126,8 +126,9 @@ class TriagePolicy:
     aggression_override: Mapping[str, str]
     keywords: Mapping[str, CueList]
     not_cues: re.Pattern[str] | None = None
-    inert_weapons: frozenset[str] = frozenset()
-    inert_after: re.Pattern[str] | None = None
+    tool_weapons: frozenset[str] = frozenset()
+    wielding: re.Pattern[str] | None = None
+    wielding_window: int = 4
     injury_is_the_dispute: frozenset[str] = frozenset()
     danger_categories: Mapping[str, CueList] = field(default_factory=dict)
 
@@ -163,8 +164,9 @@ class TriagePolicy:
             aggression_override=dict(data["aggression_override"]),
             keywords={intent: CueList.of(words) for intent, words in data["keywords"].items()},
             not_cues=CueList.of(data.get("not_cues") or ()).pattern,
-            inert_weapons=frozenset(data.get("inert_objects", {}).get("weapons") or ()),
-            inert_after=CueList.of(data.get("inert_objects", {}).get("after") or ()).pattern,
+            tool_weapons=frozenset(data.get("tools", {}).get("weapons") or ()),
+            wielding=CueList.of(data.get("tools", {}).get("wielded_by") or ()).pattern,
+            wielding_window=int(data.get("tools", {}).get("window", 4)),
             injury_is_the_dispute=frozenset(data.get("injury_is_the_dispute") or ()),
             danger_categories={
                 category: CueList.of(words)
@@ -194,14 +196,17 @@ class TriagePolicy:
             return text
         return self.not_cues.sub(lambda m: "□" * len(m.group()), text)
 
-    def is_inert(self, text: str, entity: Mapping[str, Any]) -> bool:
-        """A tool or building material lying or falling (钢管掉下来), not wielded."""
-        if str(entity.get("value")) not in self.inert_weapons or self.inert_after is None:
+    def is_idle_tool(self, text: str, entity: Mapping[str, Any]) -> bool:
+        """A tool or building material nobody is holding (钢管掉下来, 钢筋被偷了): only a
+        wielding word just before it (拿着, 手里, 抄起) makes it a weapon. Without a
+        position the entity counts, to stay on the safe side."""
+        if str(entity.get("value")) not in self.tool_weapons or self.wielding is None:
             return False
-        end = entity.get("end")
-        if not isinstance(end, int):
+        start = entity.get("start")
+        if not isinstance(start, int):
             return False
-        return self.inert_after.match(text[end : end + 3].lstrip("了也都还又就")) is not None
+        before = text[max(0, start - self.wielding_window) : start]
+        return self.wielding.search(before) is None
 
 
 @cache
@@ -271,6 +276,14 @@ def _entity_values(reading: ModelReading | None, name: str) -> list[str]:
     return [str(e.get("value")) for e in _rule_entities(reading, name)]
 
 
+def _blanked(cue_text: str, entity: Mapping[str, Any]) -> bool:
+    """The entity overlaps a harmless look-alike that `not_cues` blanked out (去世了)."""
+    start, end = entity.get("start"), entity.get("end")
+    if not isinstance(start, int) or not isinstance(end, int):
+        return False
+    return "□" in cue_text[start:end]
+
+
 def _rule_entities(reading: ModelReading | None, name: str) -> list[Mapping[str, Any]]:
     if reading is None:
         return []
@@ -305,9 +318,11 @@ def triage(
     weapons = [
         str(e.get("value"))
         for e in _rule_entities(reading, "weapon")
-        if not policy.is_inert(text, e)
+        if not policy.is_idle_tool(text, e) and not _blanked(cue_text, e)
     ]
-    injuries = injury_cues + _entity_values(reading, "injury")
+    injuries = injury_cues + [
+        str(e.get("value")) for e in _rule_entities(reading, "injury") if not _blanked(cue_text, e)
+    ]
     if _entity_values(reading, "injury_negated"):
         injuries = []
     if slots.get("weapons"):

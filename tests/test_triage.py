@@ -200,7 +200,7 @@ def test_a_look_alike_does_not_hide_a_real_cue_beside_it() -> None:
     assert decision.route == POLICE and decision.aggression
 
 
-def test_a_falling_tool_is_not_a_weapon_but_a_wielded_one_is() -> None:
+def test_a_tool_nobody_holds_is_not_a_weapon_but_a_wielded_one_is() -> None:
     steel = {"entity": "weapon", "value": "铁棍", "start": 2, "end": 4}
     falling = triage(
         "工地钢管掉下来 声音很大",
@@ -212,6 +212,10 @@ def test_a_falling_tool_is_not_a_weapon_but_a_wielded_one_is() -> None:
         "邻居拿钢管站在门口", reading=model(("mediation_neighbor", 0.9), entities=(wielded,))
     )
     assert held.route == POLICE and held.aggression
+    knife = {"entity": "weapon", "value": "菜刀", "start": 4, "end": 6}
+    assert triage(
+        "邻居门口放着菜刀", reading=model(("mediation_neighbor", 0.9), entities=(knife,))
+    ).aggression
 
 
 def test_harm_from_treatment_stays_a_medical_dispute() -> None:
@@ -238,3 +242,12 @@ def test_a_danger_cue_that_names_the_emergency_sets_the_category() -> None:
     decision = triage("对面楼窗口在冒黑烟", reading=model(("police_tip", 0.5)))
     assert (decision.route, decision.category) == (POLICE, "fire_rescue")
     assert decision.call_110_now
+
+
+def test_an_entity_inside_a_look_alike_does_not_count() -> None:
+    death = {"entity": "injury", "value": "死亡", "start": 2, "end": 5}
+    decision = triage(
+        "爸爸去世了 遗产怎么分家里意见不统一",
+        reading=model(("mediation_family", 0.8), entities=(death,)),
+    )
+    assert (decision.route, decision.category) == (MEDIATION, "family")
