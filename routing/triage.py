@@ -131,6 +131,8 @@ class TriagePolicy:
     wielding_window: int = 4
     injury_is_the_dispute: frozenset[str] = frozenset()
     danger_categories: Mapping[str, CueList] = field(default_factory=dict)
+    family_relation: CueList = field(default_factory=lambda: CueList(None))
+    keyword_category_below: float = 0.0
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_POLICY) -> TriagePolicy:
@@ -168,6 +170,8 @@ class TriagePolicy:
             wielding=CueList.of(data.get("tools", {}).get("wielded_by") or ()).pattern,
             wielding_window=int(data.get("tools", {}).get("window", 4)),
             injury_is_the_dispute=frozenset(data.get("injury_is_the_dispute") or ()),
+            family_relation=CueList.of(data.get("family_relation") or ()),
+            keyword_category_below=float(data["thresholds"].get("keyword_category_below", 0.0)),
             danger_categories={
                 category: CueList.of(words)
                 for category, words in (data.get("danger_categories") or {}).items()
@@ -400,6 +404,22 @@ def triage(
         route, category = POLICE, "other"
         reasons.append("无法判断类别，按110警情处理，由接警员核实")
 
+    if route == POLICE and model is not None and model.route == POLICE:
+        corrected = _keyword_category(cue_text, category, model, keywords, policy)
+        if corrected is not None:
+            reasons.append(
+                f"描述更符合{policy.label(POLICE, corrected)}（关键词），"
+                f"不像{policy.label(POLICE, category)}"
+            )
+            category = corrected
+    if (
+        route == POLICE
+        and category == "domestic_violence"
+        and policy.family_relation.pattern is not None
+        and policy.family_relation.pattern.search(cue_text) is None
+    ):
+        category = "assault"
+        reasons.append("未提到家人或伴侣关系，按殴打伤害处理")
     said_police = proposal is not None and proposal.route == POLICE and route == POLICE
     aggressive = bool((danger or violent_signals) and not is_hearsay) or (
         said_police and category in AGGRESSIVE_CATEGORIES
@@ -441,6 +461,25 @@ def _injury_is_the_dispute(model: _Proposal | None, policy: TriagePolicy) -> boo
         and model.category in policy.injury_is_the_dispute
         and model.confidence >= policy.min_confidence
     )
+
+
+def _keyword_category(
+    cue_text: str,
+    category: str,
+    model: _Proposal,
+    keywords: _Proposal | None,
+    policy: TriagePolicy,
+) -> str | None:
+    """A police category the keywords clearly name instead of the model's unsure one: the
+    model's category has none of its own cue words and another police category has some."""
+    if model.category != category or model.confidence >= policy.keyword_category_below:
+        return None
+    if keywords is None or keywords.route != POLICE or keywords.category == category:
+        return None
+    own = policy.keywords.get(f"police_{category}")
+    if own is not None and policy.cues(own, cue_text)[0]:
+        return None
+    return keywords.category
 
 
 def _danger_category(danger: Sequence[str], policy: TriagePolicy) -> str | None:
