@@ -270,3 +270,31 @@ def test_unsure_police_category_gives_way_to_clear_keywords() -> None:
     assert (unsure.route, unsure.category) == (POLICE, "theft")
     sure = triage("我的电动车昨晚被偷了", reading=model(("police_traffic", 0.9)))
     assert sure.category == "traffic"
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("有人酒后驾驶 就在石化街道这边", model(("civic_environment", 0.67))),
+        ("自称快递客服说包裹丢了要理赔 让我开了屏幕共享", model(("civic_courier", 0.9))),
+        ("我舅舅从家里跑出去了 不知道去哪了", model(("mediation_family", 0.4))),
+        ("学校门口好几个学生围着打一个", model(("civic_other", 0.7))),
+    ],
+)
+def test_police_cue_families_win_over_a_confident_civic_reading(
+    text: str, reading: ModelReading
+) -> None:
+    assert triage(text, reading=reading).route == POLICE
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("路上的隔离栏被撞倒了 没人来处理", model(("civic_other", 0.8))),
+        ("快递员从车上往下扔包裹", model(("civic_courier", 0.8))),
+    ],
+)
+def test_narrow_cue_families_leave_civic_look_alikes_alone(
+    text: str, reading: ModelReading
+) -> None:
+    assert triage(text, reading=reading).route == CIVIC
