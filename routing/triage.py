@@ -131,7 +131,6 @@ class TriagePolicy:
     wielding_window: int = 4
     injury_is_the_dispute: frozenset[str] = frozenset()
     danger_categories: Mapping[str, CueList] = field(default_factory=dict)
-    family_relation: CueList = field(default_factory=lambda: CueList(None))
     keyword_category_below: float = 0.0
 
     @classmethod
@@ -170,7 +169,6 @@ class TriagePolicy:
             wielding=CueList.of(data.get("tools", {}).get("wielded_by") or ()).pattern,
             wielding_window=int(data.get("tools", {}).get("window", 4)),
             injury_is_the_dispute=frozenset(data.get("injury_is_the_dispute") or ()),
-            family_relation=CueList.of(data.get("family_relation") or ()),
             keyword_category_below=float(data["thresholds"].get("keyword_category_below", 0.0)),
             danger_categories={
                 category: CueList.of(words)
@@ -412,14 +410,6 @@ def triage(
                 f"不像{policy.label(POLICE, category)}"
             )
             category = corrected
-    if (
-        route == POLICE
-        and category == "domestic_violence"
-        and policy.family_relation.pattern is not None
-        and policy.family_relation.pattern.search(cue_text) is None
-    ):
-        category = "assault"
-        reasons.append("未提到家人或伴侣关系，按殴打伤害处理")
     said_police = proposal is not None and proposal.route == POLICE and route == POLICE
     aggressive = bool((danger or violent_signals) and not is_hearsay) or (
         said_police and category in AGGRESSIVE_CATEGORIES

@@ -253,18 +253,6 @@ def test_an_entity_inside_a_look_alike_does_not_count() -> None:
     assert (decision.route, decision.category) == (MEDIATION, "family")
 
 
-@pytest.mark.parametrize(
-    ("text", "category"),
-    [
-        ("室友打我 脸都肿了", "assault"),
-        ("老公又动手打我了", "domestic_violence"),
-    ],
-)
-def test_domestic_violence_needs_a_family_or_partner(text: str, category: str) -> None:
-    decision = triage(text, reading=model(("police_domestic_violence", 0.8)))
-    assert (decision.route, decision.category) == (POLICE, category)
-
-
 def test_unsure_police_category_gives_way_to_clear_keywords() -> None:
     unsure = triage("我的电动车昨晚被偷了", reading=model(("police_traffic", 0.5)))
     assert (unsure.route, unsure.category) == (POLICE, "theft")
