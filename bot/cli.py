@@ -215,9 +215,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _setup_logging(replace(settings, log_level="WARNING"))
-    files = sorted(Path(args.heldout).glob("heldout_*.jsonl"))
+    files = sorted(Path(args.heldout).glob(f"{args.set}_*.jsonl"))
     if not files:
-        print(f"错误：{args.heldout} 下没有 heldout_*.jsonl", file=sys.stderr)
+        print(f"错误：{args.heldout} 下没有 {args.set}_*.jsonl", file=sys.stderr)
         return 1
     cases = load_cases(files)
     service = _triage_service(settings)
@@ -482,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="在留出测试集上评估分流，写 reports/triage.md 和图表")
     ev.add_argument("--heldout", default="tests/data", help="heldout_*.jsonl 所在目录")
+    ev.add_argument(
+        "--set",
+        default="heldout",
+        choices=("heldout", "dev"),
+        help="评估哪一组：heldout（留出测试集）或 dev（调数据时用的开发集）",
+    )
     ev.add_argument("--out", default="reports", help="报告输出目录")
     ev.set_defaults(func=cmd_eval)
 

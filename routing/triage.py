@@ -116,6 +116,7 @@ class TriagePolicy:
     negation_gap: int
     danger: CueList
     aggression: CueList
+    injury: CueList
     threat: CueList
     police_signal: CueList
     immediate_categories: frozenset[str]
@@ -124,6 +125,13 @@ class TriagePolicy:
     hearsay: CueList
     aggression_override: Mapping[str, str]
     keywords: Mapping[str, CueList]
+    not_cues: re.Pattern[str] | None = None
+    tool_weapons: frozenset[str] = frozenset()
+    wielding: re.Pattern[str] | None = None
+    wielding_window: int = 4
+    injury_is_the_dispute: frozenset[str] = frozenset()
+    danger_categories: Mapping[str, CueList] = field(default_factory=dict)
+    keyword_category_below: float = 0.0
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_POLICY) -> TriagePolicy:
@@ -147,6 +155,7 @@ class TriagePolicy:
             negation_gap=int(data.get("negation_gap", 1)),
             danger=CueList.of(cues["danger"]),
             aggression=CueList.of(cues["aggression"]),
+            injury=CueList.of(cues["injury"]),
             threat=CueList.of(cues["threat"]),
             police_signal=CueList.of(cues["police_signal"]),
             immediate_categories=frozenset(data["immediate_categories"]),
@@ -155,6 +164,16 @@ class TriagePolicy:
             hearsay=CueList.of(cues["hearsay"]),
             aggression_override=dict(data["aggression_override"]),
             keywords={intent: CueList.of(words) for intent, words in data["keywords"].items()},
+            not_cues=CueList.of(data.get("not_cues") or ()).pattern,
+            tool_weapons=frozenset(data.get("tools", {}).get("weapons") or ()),
+            wielding=CueList.of(data.get("tools", {}).get("wielded_by") or ()).pattern,
+            wielding_window=int(data.get("tools", {}).get("window", 4)),
+            injury_is_the_dispute=frozenset(data.get("injury_is_the_dispute") or ()),
+            keyword_category_below=float(data["thresholds"].get("keyword_category_below", 0.0)),
+            danger_categories={
+                category: CueList.of(words)
+                for category, words in (data.get("danger_categories") or {}).items()
+            },
         )
 
     def route_of(self, intent: str) -> tuple[str, str] | None:
@@ -171,6 +190,25 @@ class TriagePolicy:
 
     def cues(self, cue_list: CueList, text: str) -> tuple[list[str], list[str]]:
         return cue_list.find(text, self.negation, self.negation_gap)
+
+    def blank_not_cues(self, text: str) -> str:
+        """The text with harmless look-alikes (打桩, 偷偷, 打不着火) blanked out, same length,
+        so that no cue matches inside them."""
+        if self.not_cues is None:
+            return text
+        return self.not_cues.sub(lambda m: "□" * len(m.group()), text)
+
+    def is_idle_tool(self, text: str, entity: Mapping[str, Any]) -> bool:
+        """A tool or building material nobody is holding (钢管掉下来, 钢筋被偷了): only a
+        wielding word just before it (拿着, 手里, 抄起) makes it a weapon. Without a
+        position the entity counts, to stay on the safe side."""
+        if str(entity.get("value")) not in self.tool_weapons or self.wielding is None:
+            return False
+        start = entity.get("start")
+        if not isinstance(start, int):
+            return False
+        before = text[max(0, start - self.wielding_window) : start]
+        return self.wielding.search(before) is None
 
 
 @cache
@@ -190,6 +228,7 @@ class _Proposal:
 
 def keyword_proposal(text: str, policy: TriagePolicy) -> _Proposal | None:
     """The keyword-only reading: most matched cue words wins, police first on ties."""
+    text = policy.blank_not_cues(text)
     best: tuple[int, int, str] | None = None
     for order, (intent, cue_list) in enumerate(policy.keywords.items()):
         hits, _ = policy.cues(cue_list, text)
@@ -236,10 +275,22 @@ def _police_mass(reading: ModelReading | None, policy: TriagePolicy) -> tuple[fl
 def _entity_values(reading: ModelReading | None, name: str) -> list[str]:
     """Values of a rule-extracted entity: learned weapon/injury spans are too noisy to
     override a route on their own (DIET once tagged 牙齿 as an injury)."""
+    return [str(e.get("value")) for e in _rule_entities(reading, name)]
+
+
+def _blanked(cue_text: str, entity: Mapping[str, Any]) -> bool:
+    """The entity overlaps a harmless look-alike that `not_cues` blanked out (去世了)."""
+    start, end = entity.get("start"), entity.get("end")
+    if not isinstance(start, int) or not isinstance(end, int):
+        return False
+    return "□" in cue_text[start:end]
+
+
+def _rule_entities(reading: ModelReading | None, name: str) -> list[Mapping[str, Any]]:
     if reading is None:
         return []
     return [
-        str(e.get("value"))
+        e
         for e in reading.entities
         if e.get("entity") == name and e.get("extractor") != "DIETClassifier"
     ]
@@ -256,16 +307,24 @@ def triage(
     slots = slots or {}
     text = (text or "").strip()
     reasons: list[str] = []
+    cue_text = policy.blank_not_cues(text)
 
-    danger, danger_negated = policy.cues(policy.danger, text)
-    aggression, aggression_negated = policy.cues(policy.aggression, text)
-    threat, _ = policy.cues(policy.threat, text)
-    police_signal, _ = policy.cues(policy.police_signal, text)
-    ongoing, _ = policy.cues(policy.ongoing, text)
-    past, _ = policy.cues(policy.past, text)
-    hearsay, _ = policy.cues(policy.hearsay, text)
-    weapons = _entity_values(reading, "weapon")
-    injuries = _entity_values(reading, "injury")
+    danger, danger_negated = policy.cues(policy.danger, cue_text)
+    aggression, aggression_negated = policy.cues(policy.aggression, cue_text)
+    injury_cues, injury_negated = policy.cues(policy.injury, cue_text)
+    threat, _ = policy.cues(policy.threat, cue_text)
+    police_signal, _ = policy.cues(policy.police_signal, cue_text)
+    ongoing, _ = policy.cues(policy.ongoing, cue_text)
+    past, _ = policy.cues(policy.past, cue_text)
+    hearsay, _ = policy.cues(policy.hearsay, cue_text)
+    weapons = [
+        str(e.get("value"))
+        for e in _rule_entities(reading, "weapon")
+        if not policy.is_idle_tool(text, e) and not _blanked(cue_text, e)
+    ]
+    injuries = injury_cues + [
+        str(e.get("value")) for e in _rule_entities(reading, "injury") if not _blanked(cue_text, e)
+    ]
     if _entity_values(reading, "injury_negated"):
         injuries = []
     if slots.get("weapons"):
@@ -274,7 +333,11 @@ def triage(
         injuries.append("有人受伤")
     if slots.get("ongoing") is True:
         ongoing.append("仍在发生")
-    negated = [cue for cue in danger_negated + aggression_negated if cue not in danger + aggression]
+    negated = [
+        cue
+        for cue in danger_negated + aggression_negated + injury_negated
+        if cue not in danger + aggression + injury_cues
+    ]
     if negated:
         reasons.append("已排除：" + "、".join(f"没有{cue}" for cue in negated[:3]))
 
@@ -288,8 +351,16 @@ def triage(
     elif keywords is not None:
         reasons.append(f"关键词判断：{policy.label(keywords.route, keywords.category)}")
 
-    violent_signals = (
-        aggression + [cue for cue in threat if cue not in aggression] + weapons + injuries
+    if injuries and _injury_is_the_dispute(model, policy) and not (aggression or threat or weapons):
+        reasons.append(
+            f"伤情（{'、'.join(dict.fromkeys(injuries[:2]))}）是"
+            f"{policy.label(model.route, model.category)}本身的争议，未见暴力"
+        )
+        injuries = []
+    violent_signals = list(
+        dict.fromkeys(
+            aggression + [cue for cue in threat if cue not in aggression] + weapons + injuries
+        )
     )
     is_hearsay = bool(hearsay) and not ongoing
     if is_hearsay:
@@ -298,7 +369,8 @@ def triage(
 
     if danger and not is_hearsay:
         route = POLICE
-        category = _police_category(proposal, keywords, threat, policy)
+        named = _danger_category(danger, policy)
+        category = named or _police_category(proposal, keywords, threat, policy)
         reasons.append("危险信号：" + "、".join(danger[:4]))
     elif violent_signals and not is_hearsay:
         route = POLICE
@@ -330,6 +402,14 @@ def triage(
         route, category = POLICE, "other"
         reasons.append("无法判断类别，按110警情处理，由接警员核实")
 
+    if route == POLICE and model is not None and model.route == POLICE:
+        corrected = _keyword_category(cue_text, category, model, keywords, policy)
+        if corrected is not None:
+            reasons.append(
+                f"描述更符合{policy.label(POLICE, corrected)}（关键词），"
+                f"不像{policy.label(POLICE, category)}"
+            )
+            category = corrected
     said_police = proposal is not None and proposal.route == POLICE and route == POLICE
     aggressive = bool((danger or violent_signals) and not is_hearsay) or (
         said_police and category in AGGRESSIVE_CATEGORIES
@@ -361,6 +441,45 @@ def triage(
         call_110_now=call_110_now,
         reasons=tuple(reasons),
     )
+
+
+def _injury_is_the_dispute(model: _Proposal | None, policy: TriagePolicy) -> bool:
+    """The model is sure this is a dispute about harm itself (e.g. a medical dispute)."""
+    return (
+        model is not None
+        and model.route == MEDIATION
+        and model.category in policy.injury_is_the_dispute
+        and model.confidence >= policy.min_confidence
+    )
+
+
+def _keyword_category(
+    cue_text: str,
+    category: str,
+    model: _Proposal,
+    keywords: _Proposal | None,
+    policy: TriagePolicy,
+) -> str | None:
+    """A police category the keywords clearly name instead of the model's unsure one: the
+    model's category has none of its own cue words and another police category has some."""
+    if model.category != category or model.confidence >= policy.keyword_category_below:
+        return None
+    if keywords is None or keywords.route != POLICE or keywords.category == category:
+        return None
+    own = policy.keywords.get(f"police_{category}")
+    if own is not None and policy.cues(own, cue_text)[0]:
+        return None
+    return keywords.category
+
+
+def _danger_category(danger: Sequence[str], policy: TriagePolicy) -> str | None:
+    """The emergency the danger cues name, when they name exactly one (冒黑烟 is a fire)."""
+    named = {
+        category
+        for category, cue_list in policy.danger_categories.items()
+        if any(cue_list.pattern is not None and cue_list.pattern.fullmatch(cue) for cue in danger)
+    }
+    return named.pop() if len(named) == 1 else None
 
 
 def _police_category(

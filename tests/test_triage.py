@@ -177,3 +177,112 @@ def test_a_threat_without_violence_words_is_still_police() -> None:
     decision = triage("家属说不给说法医生就别想走", reading=reading)
     assert (decision.route, decision.category) == (POLICE, "threat")
     assert decision.aggression
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("工地晚上十一点还在打桩 吵得睡不着", model(("civic_construction_noise", 0.9))),
+        ("燃气公司不来换表 灶头打不着火", model(("civic_utilities", 0.7))),
+        ("楼上阿姨偷偷把垃圾放我家门口", model(("mediation_neighbor", 0.8))),
+        ("孩子在诊所打了针以后发烧 诊所不认账", model(("mediation_medical", 0.9))),
+        ("快递公司推来推去踢皮球 不肯理赔", model(("civic_courier", 0.8))),
+    ],
+)
+def test_harmless_look_alikes_are_not_cues(text: str, reading: ModelReading) -> None:
+    """打桩 is not 打, 打不着火 is not 着火, 偷偷 is not theft, 打针 is not a blow."""
+    decision = triage(text, reading=reading)
+    assert decision.route != POLICE and not decision.aggression and not decision.call_110_now
+
+
+def test_a_look_alike_does_not_hide_a_real_cue_beside_it() -> None:
+    decision = triage("他打了针以后还在打人", reading=model(("mediation_medical", 0.9)))
+    assert decision.route == POLICE and decision.aggression
+
+
+def test_a_tool_nobody_holds_is_not_a_weapon_but_a_wielded_one_is() -> None:
+    steel = {"entity": "weapon", "value": "铁棍", "start": 2, "end": 4}
+    falling = triage(
+        "工地钢管掉下来 声音很大",
+        reading=model(("civic_construction_noise", 0.9), entities=(steel,)),
+    )
+    assert falling.route == CIVIC and not falling.aggression
+    wielded = {**steel, "start": 3, "end": 5}
+    held = triage(
+        "邻居拿钢管站在门口", reading=model(("mediation_neighbor", 0.9), entities=(wielded,))
+    )
+    assert held.route == POLICE and held.aggression
+    knife = {"entity": "weapon", "value": "菜刀", "start": 4, "end": 6}
+    assert triage(
+        "邻居门口放着菜刀", reading=model(("mediation_neighbor", 0.9), entities=(knife,))
+    ).aggression
+
+
+def test_harm_from_treatment_stays_a_medical_dispute() -> None:
+    decision = triage(
+        "手术的时候医生把神经碰伤了 医院只肯赔一点", reading=model(("mediation_medical", 0.9))
+    )
+    assert (decision.route, decision.category) == (MEDIATION, "medical")
+    assert any("医患纠纷本身" in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("text", "confidence"),
+    [
+        ("家属在病房里打伤了医生", 0.9),  # a blow is violence even in a medical dispute
+        ("做完手术伤口一直流血 医生不理", 0.4),  # the model is not sure it is medical
+    ],
+)
+def test_injury_with_violence_or_doubt_is_still_police(text: str, confidence: float) -> None:
+    decision = triage(text, reading=model(("mediation_medical", confidence)))
+    assert decision.route == POLICE
+
+
+def test_a_danger_cue_that_names_the_emergency_sets_the_category() -> None:
+    decision = triage("对面楼窗口在冒黑烟", reading=model(("police_tip", 0.5)))
+    assert (decision.route, decision.category) == (POLICE, "fire_rescue")
+    assert decision.call_110_now
+
+
+def test_an_entity_inside_a_look_alike_does_not_count() -> None:
+    death = {"entity": "injury", "value": "死亡", "start": 2, "end": 5}
+    decision = triage(
+        "爸爸去世了 遗产怎么分家里意见不统一",
+        reading=model(("mediation_family", 0.8), entities=(death,)),
+    )
+    assert (decision.route, decision.category) == (MEDIATION, "family")
+
+
+def test_unsure_police_category_gives_way_to_clear_keywords() -> None:
+    unsure = triage("我的电动车昨晚被偷了", reading=model(("police_traffic", 0.5)))
+    assert (unsure.route, unsure.category) == (POLICE, "theft")
+    sure = triage("我的电动车昨晚被偷了", reading=model(("police_traffic", 0.9)))
+    assert sure.category == "traffic"
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("有人酒后驾驶 就在石化街道这边", model(("civic_environment", 0.67))),
+        ("自称快递客服说包裹丢了要理赔 让我开了屏幕共享", model(("civic_courier", 0.9))),
+        ("我舅舅从家里跑出去了 不知道去哪了", model(("mediation_family", 0.4))),
+        ("学校门口好几个学生围着打一个", model(("civic_other", 0.7))),
+    ],
+)
+def test_police_cue_families_win_over_a_confident_civic_reading(
+    text: str, reading: ModelReading
+) -> None:
+    assert triage(text, reading=reading).route == POLICE
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("路上的隔离栏被撞倒了 没人来处理", model(("civic_other", 0.8))),
+        ("快递员从车上往下扔包裹", model(("civic_courier", 0.8))),
+    ],
+)
+def test_narrow_cue_families_leave_civic_look_alikes_alone(
+    text: str, reading: ModelReading
+) -> None:
+    assert triage(text, reading=reading).route == CIVIC
