@@ -267,6 +267,12 @@ def test_unsure_police_category_gives_way_to_clear_keywords() -> None:
         ("自称快递客服说包裹丢了要理赔 让我开了屏幕共享", model(("civic_courier", 0.9))),
         ("我舅舅从家里跑出去了 不知道去哪了", model(("mediation_family", 0.4))),
         ("学校门口好几个学生围着打一个", model(("civic_other", 0.7))),
+        # Extortion with intimate images, told as a break-up story.
+        ("分手后他一直找我要钱 说不给钱就把我的裸照发给我同事", model(("mediation_romance", 0.8))),
+        ("网友拿我的私密视频要挟我转账", model(("mediation_romance", 0.7))),
+        # Pickpocketing as people tell it.
+        ("公交车上挤了一路 下车一看钱包没了", model(("civic_courier", 0.7))),
+        ("商场里逛了一圈，包被划了个口子", model(("civic_consumer", 0.7))),
     ],
 )
 def test_police_cue_families_win_over_a_confident_civic_reading(
