@@ -84,16 +84,6 @@ class ValidateRegistrationForm(AnswerReadingForm):
         requested: str,
         slots: dict[str, Any],
     ) -> Events:
-        return await self._answer(dispatcher, tracker, turn, requested, slots)
-
-    async def _answer(
-        self,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        turn: Turn,
-        requested: str,
-        slots: dict[str, Any],
-    ) -> list[dict[str, Any]]:
         typed = clean(turn.text)
         if typed:
             decision = triage(typed, reading=turn.reading)
