@@ -46,7 +46,7 @@ class ActionMyIncidents(UsesServices, Action):
         incidents = self.services.incidents
         if number:
             record = await incidents.get(number)
-            if record is None or not _theirs(record, channel, sender_id):
+            if record is None or not record.reported_by(channel, sender_id):
                 dispatcher.utter_message(text="没有找到这条报警记录。")
                 return []
             lines = [_line(record)]
@@ -76,11 +76,6 @@ class ActionMyIncidents(UsesServices, Action):
         ]
         dispatcher.utter_message(text="\n".join(lines), buttons=buttons)
         return []
-
-
-def _theirs(record: IncidentRecord, channel: str, sender_id: str) -> bool:
-    """Made by this citizen, here or through the other door of the same WeChat app."""
-    return record.sender_id == sender_id and record.channel in same_citizen_channels(channel)
 
 
 class ActionCancelIncident(UsesServices, Action):

@@ -125,6 +125,12 @@ class AttachmentRejected(IncidentError, ValueError):
         self.reason = reason
 
 
+def same_reporter(made_on: str, made_by: str, channel: str, sender_id: str) -> bool:
+    """A report made on channel `made_on` by `made_by` is this citizen's: the same id, on this
+    channel or one that knows them by the same id (the mini-program and /wechat of one app)."""
+    return made_by == sender_id and made_on in same_citizen_channels(channel)
+
+
 @dataclass(frozen=True)
 class IncidentRecord:
     id: int
@@ -156,6 +162,9 @@ class IncidentRecord:
     @property
     def is_open(self) -> bool:
         return self.status not in FINAL_STATUSES
+
+    def reported_by(self, channel: str, sender_id: str) -> bool:
+        return same_reporter(self.channel, self.sender_id, channel, sender_id)
 
 
 @dataclass(frozen=True)
@@ -383,9 +392,7 @@ class IncidentBook:
 
     @staticmethod
     def _ensure_reporter(row: models.Incident, channel: str, sender_id: str) -> None:
-        """The report is this citizen's: same id, on this channel or one that knows them by
-        the same id (the mini-program and /wechat of one app); otherwise it does not exist."""
-        if row.sender_id != sender_id or row.channel not in same_citizen_channels(channel):
+        if not same_reporter(row.channel, row.sender_id, channel, sender_id):
             raise IncidentNotFound(row.number)
 
     @staticmethod
