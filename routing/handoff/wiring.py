@@ -285,6 +285,7 @@ async def running_handoff(
     async with AsyncExitStack() as stack:
         local_urls: dict[str, str] = {}
         receivers: dict[str, LocalReceiver] = {}
+        local_sms_url: str | None = None
         if env.get("ALARMBOT_ENV", "dev") != "prod":
             for target in missing_urls(env):
                 running = await stack.enter_async_context(
@@ -299,7 +300,8 @@ async def running_handoff(
                     )
                 )
                 receivers["sms"] = running.receiver
-                env = {**env, "SMS_URL": running.base_url}
+                local_sms_url = running.base_url
+                env = {**env, "SMS_URL": local_sms_url}
         supervisor = None
         extra = dict(relay_options.pop("extra_adapters", None) or {})
         if MEDIATION not in extra:
@@ -326,7 +328,7 @@ async def running_handoff(
             relay,
             receivers,
             supervisor,
-            local_sms_url=env["SMS_URL"] if "sms" in receivers else None,
+            local_sms_url=local_sms_url,
         )
         stop = handoff.stopping
         tasks = [asyncio.create_task(relay.run_forever(stop), name="outbox-relay")]
