@@ -44,6 +44,18 @@ class Clock:
         self.moment += timedelta(**delta)
 
 
+def cli_env(var_dir: Path, models_dir: Path) -> dict[str, str]:
+    """The environment for running `alarmbot` as a process: its own var dir and SQLite
+    database, the given models, a fixed throwaway PII key."""
+    return {
+        "ALARMBOT_ENV": "test",
+        "ALARMBOT_VAR_DIR": str(var_dir),
+        "ALARMBOT_MODELS_DIR": str(models_dir),
+        "ALARMBOT_PII_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+        "DATABASE_URL": f"sqlite:///{var_dir}/cli.db",
+    }
+
+
 def make_settings(
     var_dir: Path,
     models_dir: Path,

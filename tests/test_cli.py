@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import cli_env
+
 ALARMBOT = [sys.executable, "-m", "bot.cli"]
 
 
@@ -26,13 +28,7 @@ def run(args: list[str], env: dict[str, str], stdin: str = "", timeout: float = 
 
 @pytest.fixture
 def env(tmp_path: Path, model_path: Path) -> dict[str, str]:
-    return {
-        "ALARMBOT_ENV": "test",
-        "ALARMBOT_VAR_DIR": str(tmp_path),
-        "ALARMBOT_MODELS_DIR": str(model_path.parent),
-        "ALARMBOT_PII_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
-        "DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
-    }
+    return cli_env(tmp_path, model_path.parent)
 
 
 @pytest.mark.parametrize("args", [[], ["run"], ["train"], ["chat"], ["db"], ["db", "upgrade"]])

@@ -14,7 +14,7 @@ import pytest
 
 from bot.app import RUNTIME
 from store.citizens import conversation_key
-from tests.support import ServerThread, make_settings
+from tests.support import ServerThread, cli_env, make_settings
 
 
 async def _say(url: str, body: dict) -> dict:
@@ -54,13 +54,7 @@ async def test_server_process_exits_on_sigterm_after_answering(model_path, tmp_p
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "ALARMBOT_ENV": "test",
-        "ALARMBOT_VAR_DIR": str(tmp_path),
-        "ALARMBOT_MODELS_DIR": str(model_path.parent),
-        "ALARMBOT_PII_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
-    }
+    env = {**os.environ, **cli_env(tmp_path, model_path.parent)}
     subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env=env, check=True)
     server = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "run", "--port", str(port)],
