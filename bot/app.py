@@ -459,7 +459,7 @@ async def _load_dialogue(app: web.Application) -> None:
         logger.info("loading model %s", model.name)
         started = time.perf_counter()
         agent = await asyncio.get_running_loop().run_in_executor(
-            None, load_agent, model, tracker_store, endpoint
+            None, load_agent, model, tracker_store, endpoint, settings.tf_threads
         )
         runtime.dialogue = Dialogue(agent, transcript)
         app[METRICS].ready.set(1)

@@ -66,9 +66,10 @@ def load_agent(
     model_path: Path,
     tracker_store: SealedSQLTrackerStore,
     action_endpoint: EndpointConfig,
+    tf_threads: int = 1,
 ) -> Agent:
     """Blocking (a few seconds): run it in a thread so /healthz can answer meanwhile."""
-    install_all()
+    install_all(tf_threads)
     return Agent.load(str(model_path), tracker_store=tracker_store, action_endpoint=action_endpoint)
 
 

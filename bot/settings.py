@@ -43,6 +43,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     max_text_chars: int = 2000
+    tf_threads: int = 1
     pii_key: bytes = field(default=b"", repr=False)
     wechat: WeChatConfig | None = None  # the /wechat channel, when WECHAT_TOKEN is set
 
@@ -70,11 +71,14 @@ class Settings:
             "log_level": env.get("ALARMBOT_LOG_LEVEL", "INFO").upper(),
             "log_format": log_format,
             "max_text_chars": _int(env, "ALARMBOT_MAX_TEXT_CHARS", 2000),
+            "tf_threads": _int(env, "ALARMBOT_TF_THREADS", 1),
         }
         try:
             values["wechat"] = WeChatConfig.from_env(env)
         except WeChatConfigError as exc:
             raise SettingsError(str(exc)) from exc
+        if int(values["tf_threads"]) < 1:  # type: ignore[call-overload]
+            raise SettingsError("ALARMBOT_TF_THREADS must be at least 1")
         values.update(overrides)
         if "pii_key" not in values:
             values["pii_key"] = resolve_pii_key(

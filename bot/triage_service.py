@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rasa.core.agent import Agent
 
-from bot.rasa_patches import install_fast_model_load
+from bot.rasa_patches import install_all
 from nlu.text import normalise
 from routing.triage import Decision, ModelReading, triage
 
@@ -19,8 +19,8 @@ class TriageService:
     agent: Agent
 
     @classmethod
-    def load(cls, model_path: Path) -> TriageService:
-        install_fast_model_load()
+    def load(cls, model_path: Path, tf_threads: int = 1) -> TriageService:
+        install_all(tf_threads)
         return cls(Agent.load(str(model_path)))
 
     async def read(self, text: str) -> tuple[str, ModelReading]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.app import RUNTIME, create_app
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from store.db import default_sqlite_url
 
 
@@ -47,3 +49,15 @@ async def test_request_id_is_echoed_or_made(aiohttp_client, tmp_path: Path) -> N
     hostile = await client.get("/healthz", headers={"X-Request-Id": "x\u200b<script>"})
     assert hostile.headers["X-Request-Id"] != "x\u200b<script>"
     assert len(hostile.headers["X-Request-Id"]) == 16
+
+
+def test_tf_threads_setting_is_a_positive_whole_number() -> None:
+    env = {"ALARMBOT_ENV": "test"}
+    assert Settings.from_env(env=env, pii_key=b"h" * 32).tf_threads == 1
+    assert (
+        Settings.from_env(env={**env, "ALARMBOT_TF_THREADS": "4"}, pii_key=b"h" * 32).tf_threads
+        == 4
+    )
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SettingsError, match="ALARMBOT_TF_THREADS"):
+            Settings.from_env(env={**env, "ALARMBOT_TF_THREADS": bad}, pii_key=b"h" * 32)

@@ -19,12 +19,15 @@ from rasa_sdk.executor import ActionExecutor
 from bot.dialogue import InProcessActions
 from bot.rasa_patches import (
     execution_plan,
+    install_direct_predict,
     install_fast_action_validation,
     install_fast_model_load,
     install_ordered_graph_runs,
     stock_action_validation,
     stock_graph_runs,
     stock_model_load,
+    stock_predict,
+    use_tf_threads,
 )
 
 GOOD = {
@@ -148,6 +151,37 @@ async def test_fast_model_load_predicts_exactly_what_stock_load_does(model_path)
         assert [c for _, c in fast_ranking] == pytest.approx(
             [c for _, c in stock_ranking], abs=1e-6
         )
+
+
+async def test_direct_predict_reads_exactly_what_tf_function_reads(model_path) -> None:  # noqa: ANN001
+    """Calling DIET's traced graph directly gives tf.function's outputs, for any length."""
+    install_direct_predict()
+    agent = Agent.load(str(model_path))
+
+    async def readings() -> list[dict]:
+        return [await agent.parse_message(text) for text in [*READ_BY_BOTH, "我" * 1000]]
+
+    direct = await readings()
+    try:
+        stock_predict()
+        stock = await readings()
+    finally:
+        install_direct_predict()
+    assert direct == stock
+
+
+def test_tf_threads_are_set_once_or_the_mismatch_is_logged(caplog) -> None:  # noqa: ANN001
+    import tensorflow as tf
+
+    with pytest.raises(ValueError, match="at least 1"):
+        use_tf_threads(0)
+    # TensorFlow takes a thread count only before its first operation: in this test
+    # process that has usually happened already, and asking for another count is logged.
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    wanted = 3 if current != 3 else 2
+    use_tf_threads(wanted)
+    took = tf.config.threading.get_intra_op_parallelism_threads() == wanted
+    assert took or "asked for too late" in caplog.text
 
 
 async def test_ordered_graph_runs_give_what_dask_gives(model_path) -> None:  # noqa: ANN001
