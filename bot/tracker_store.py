@@ -20,7 +20,7 @@ from rasa.shared.core.events import BotUttered, Event, SessionStarted, UserUtter
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.citizens import split_conversation_key
 from store.conversations import ConversationLog
@@ -109,8 +109,8 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
         return query.order_by(TrackerEvent.seq)
 
     async def _retrieve(self, sender_id: str, all_sessions: bool) -> DialogueStateTracker | None:
-        async with self._db.reader() as session:
-            rows = (await session.execute(self._event_query(sender_id, all_sessions))).all()
+        async with self._db.read_connection() as connection:
+            rows = (await connection.execute(self._event_query(sender_id, all_sessions))).all()
         if not rows:
             return None
         if not all_sessions:
@@ -138,9 +138,9 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
         return await self._retrieve(sender_id, all_sessions=False)
 
     async def _last_seq(self, sender_id: str) -> int | None:
-        async with self._db.reader() as session:
+        async with self._db.read_connection() as connection:
             query = select(func.max(TrackerEvent.seq)).where(TrackerEvent.sender_id == sender_id)
-            return (await session.execute(query)).scalar_one_or_none()
+            return (await connection.execute(query)).scalar_one_or_none()
 
     def _keep_warm(self, tracker: DialogueStateTracker, last_seq: int) -> None:
         """Keep a copy of what a retrieve from the database would give: the events from the
@@ -158,10 +158,10 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
         return await self._retrieve(conversation_id, all_sessions=True)
 
-    async def _stored_now(self, session: AsyncSession, sender_id: str) -> _Stored:
+    async def _stored_now(self, connection: AsyncConnection, sender_id: str) -> _Stored:
         start = self._session_start_seq(sender_id)
         in_session, last_seq = (
-            await session.execute(
+            await connection.execute(
                 select(
                     select(func.count())
                     .select_from(TrackerEvent)
@@ -201,8 +201,8 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
         """Store the new events; the last stored sequence number when the tracker is now
         exactly what is stored (None if that is not known)."""
         sender_id = tracker.sender_id
-        async with self._db.session() as session:
-            stored = known or await self._stored_now(session, sender_id)
+        async with self._db.connection() as connection:
+            stored = known or await self._stored_now(connection, sender_id)
             new_events = list(tracker.events)[stored.in_session :]
             if stored.in_session > len(tracker.events):
                 return None  # the tracker is shorter than what is stored: keep nothing warm
@@ -220,12 +220,12 @@ class SealedSQLTrackerStore(TrackerStore, SerializedTrackerAsText):
                         "data_sealed": self._cipher.seal(json.dumps(data), _CONTEXT),
                     }
                 )
-            await session.execute(insert(TrackerEvent), rows)
+            await connection.execute(insert(TrackerEvent), rows)
             if self._transcript is not None:
                 channel, channel_sender = split_conversation_key(sender_id)
                 message_id = tracker.latest_message.message_id if tracker.latest_message else None
                 await self._transcript.stage(
-                    session, channel, channel_sender, transcript_turns(new_events), message_id
+                    connection, channel, channel_sender, transcript_turns(new_events), message_id
                 )
             return rows[-1]["seq"]
 

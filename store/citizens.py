@@ -41,8 +41,8 @@ class CitizenDirectory:
             Citizen.sender_id == sender_id,
             Citizen.status == "registered",
         )
-        async with self._db.reader() as session:
-            return (await session.execute(query)).scalar_one_or_none()
+        async with self._db.read_connection() as connection:
+            return (await connection.execute(query)).scalar_one_or_none()
 
 
 def conversation_key(channel: str, sender_id: str) -> str:

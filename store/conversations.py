@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.crypto import PiiCipher
 from store.db import Database
@@ -43,7 +43,9 @@ class ConversationLog:
         """Call when a conversation row is deleted (e.g. erasure on request)."""
         self._ids.pop((channel, sender_id), None)
 
-    async def _conversation_id(self, session: AsyncSession, channel: str, sender_id: str) -> int:
+    async def _conversation_id(
+        self, connection: AsyncConnection, channel: str, sender_id: str
+    ) -> int:
         key = (channel, sender_id)
         if key in self._ids:
             self._ids.move_to_end(key)
@@ -51,19 +53,20 @@ class ConversationLog:
         query = select(Conversation.id).where(
             Conversation.channel == channel, Conversation.sender_id == sender_id
         )
-        found = (await session.execute(query)).scalar_one_or_none()
+        found = (await connection.execute(query)).scalar_one_or_none()
         if found is not None:
             self._ids[key] = found
             if len(self._ids) > self.CACHE_SIZE:
                 self._ids.popitem(last=False)
             return found
         try:
-            async with session.begin_nested():
-                conversation = Conversation(channel=channel, sender_id=sender_id)
-                session.add(conversation)
-            return conversation.id
+            async with connection.begin_nested():
+                created = await connection.execute(
+                    insert(Conversation).values(channel=channel, sender_id=sender_id)
+                )
+            return int(created.inserted_primary_key[0])
         except IntegrityError:  # created concurrently by another worker
-            return (await session.execute(query)).scalar_one()
+            return (await connection.execute(query)).scalar_one()
 
     async def append(
         self,
@@ -74,12 +77,12 @@ class ConversationLog:
     ) -> None:
         """Record (direction, content, intent) turns in a transaction of their own."""
         if turns:
-            async with self._db.session() as session:
-                await self.stage(session, channel, sender_id, turns, request_id)
+            async with self._db.connection() as connection:
+                await self.stage(connection, channel, sender_id, turns, request_id)
 
     async def stage(
         self,
-        session: AsyncSession,
+        connection: AsyncConnection,
         channel: str,
         sender_id: str,
         turns: list[tuple[str, dict[str, Any], str | None]],
@@ -89,7 +92,7 @@ class ConversationLog:
         if not turns:
             return
         now = utcnow()
-        conversation_id = await self._conversation_id(session, channel, sender_id)
+        conversation_id = await self._conversation_id(connection, channel, sender_id)
         rows = [
             {
                 "conversation_id": conversation_id,
@@ -105,8 +108,8 @@ class ConversationLog:
             }
             for direction, content, intent in turns
         ]
-        await session.execute(insert(Message), rows)
-        await session.execute(
+        await connection.execute(insert(Message), rows)
+        await connection.execute(
             update(Conversation)
             .where(Conversation.id == conversation_id)
             .values(last_message_at=now, message_count=Conversation.message_count + len(rows))

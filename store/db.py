@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -85,6 +85,23 @@ class Database:
         """A read-only unit of work; on SQLite (WAL) it runs beside the writer."""
         async with self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """As `session`, without the ORM: for the statements of every message (tracker,
+        transcript), where the ORM's unit of work cost ~0.3 ms of CPU a turn for nothing."""
+        if self._write_lock is None:
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        async with self._write_lock, self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """As `reader`, without the ORM."""
+        async with self.engine.begin() as connection:
+            yield connection
 
     async def ping(self) -> bool:
         try:
