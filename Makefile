@@ -45,7 +45,7 @@ system-packages:  ## Debian packages the tests drive (chromium, postgresql)
 test: model system-packages  ## lint, validate training data and run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/rasa data validate --fail-on-warnings -d domain.yml -c config.yml --data data/nlu data/rules.yml data/stories.yml
+	$(BIN)/rasa data validate --fail-on-warnings -d domain.yml -c config.yml --data data/nlu data/rules.yml
 	ALARMBOT_TEST_POSTGRES_URL="$${ALARMBOT_TEST_POSTGRES_URL:-$$(scripts/ensure-postgres.sh || true)}" \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -188,9 +188,11 @@ async def test_ordered_graph_runs_give_what_dask_gives(model_path) -> None:  # n
     """NLU parses and action predictions are the same with our runner and with dask's."""
     agent = Agent.load(str(model_path))
     processor = agent.processor
-    tracker = DialogueStateTracker.from_events("graph-1", [], agent.domain.slots)
 
     def run_both() -> list:
+        # A fresh tracker each time: the first prediction on a tracker takes its follow-up
+        # action (action_listen) and clears it.
+        tracker = DialogueStateTracker.from_events("graph-1", [], agent.domain.slots)
         parsed = [
             processor._parse_message_with_graph(UserMessage(text), tracker)
             for text in [*READ_BY_BOTH, '/inform{"answer": "yes"}']
