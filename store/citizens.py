@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from store.db import Database
 from store.models import Citizen
@@ -12,6 +12,13 @@ from store.models import Citizen
 # know the citizen by the openid WeChat gives that app (WECHAT_APP_ID), so a registration made
 # through either door is the same citizen's. Conversations and reports keep their channel.
 SAME_CITIZEN_AS = {"miniprogram": "wechat"}
+
+# Built once: greeting and every report ask it (SQLAlchemy skips rebuilding it each time).
+_REGISTERED_ID = select(Citizen.id).where(
+    Citizen.channel == bindparam("channel"),
+    Citizen.sender_id == bindparam("sender"),
+    Citizen.status == "registered",
+)
 
 
 def citizen_key(channel: str, sender_id: str) -> tuple[str, str]:
@@ -36,13 +43,9 @@ class CitizenDirectory:
     async def registered_id(self, channel: str, sender_id: str) -> int | None:
         """The citizen's id when registered (an incident links to it), else None."""
         channel, sender_id = citizen_key(channel, sender_id)
-        query = select(Citizen.id).where(
-            Citizen.channel == channel,
-            Citizen.sender_id == sender_id,
-            Citizen.status == "registered",
-        )
+        names = {"channel": channel, "sender": sender_id}
         async with self._db.read_connection() as connection:
-            return (await connection.execute(query)).scalar_one_or_none()
+            return (await connection.execute(_REGISTERED_ID, names)).scalar_one_or_none()
 
 
 def conversation_key(channel: str, sender_id: str) -> str:

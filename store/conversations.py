@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,6 +17,20 @@ from store.db import Database
 from store.models import Conversation, Message, utcnow
 
 _CONTEXT = "messages.content"
+
+# Built once (SQLAlchemy skips rebuilding them and their cache keys): every message runs them.
+_CONVERSATION_ID = select(Conversation.id).where(
+    Conversation.channel == bindparam("channel"), Conversation.sender_id == bindparam("sender")
+)
+_INSERT_MESSAGES = insert(Message)
+_TOUCH_CONVERSATION = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("conversation"))
+    .values(
+        last_message_at=bindparam("now"),
+        message_count=Conversation.message_count + bindparam("added"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -50,10 +64,8 @@ class ConversationLog:
         if key in self._ids:
             self._ids.move_to_end(key)
             return self._ids[key]
-        query = select(Conversation.id).where(
-            Conversation.channel == channel, Conversation.sender_id == sender_id
-        )
-        found = (await connection.execute(query)).scalar_one_or_none()
+        names = {"channel": channel, "sender": sender_id}
+        found = (await connection.execute(_CONVERSATION_ID, names)).scalar_one_or_none()
         if found is not None:
             self._ids[key] = found
             if len(self._ids) > self.CACHE_SIZE:
@@ -66,7 +78,7 @@ class ConversationLog:
                 )
             return int(created.inserted_primary_key[0])
         except IntegrityError:  # created concurrently by another worker
-            return (await connection.execute(query)).scalar_one()
+            return (await connection.execute(_CONVERSATION_ID, names)).scalar_one()
 
     async def append(
         self,
@@ -108,11 +120,9 @@ class ConversationLog:
             }
             for direction, content, intent in turns
         ]
-        await connection.execute(insert(Message), rows)
+        await connection.execute(_INSERT_MESSAGES, rows)
         await connection.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(last_message_at=now, message_count=Conversation.message_count + len(rows))
+            _TOUCH_CONVERSATION, {"conversation": conversation_id, "now": now, "added": len(rows)}
         )
 
     async def transcript(self, channel: str, sender_id: str) -> list[LoggedMessage]:
