@@ -292,3 +292,125 @@ def test_narrow_cue_families_leave_civic_look_alikes_alone(
     text: str, reading: ModelReading
 ) -> None:
     assert triage(text, reading=reading).route == CIVIC
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他放话说要把我们以前的床照挂到网上",
+        "分手了她说不复合就把我的聊天记录发给我老婆",
+        "有人把我家的住址发到网上 说欢迎大家上门",
+        "my ex said he would post our 私密 videos online",
+    ],
+)
+def test_threats_to_expose_someone_are_police_threats(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_romance", 0.9)))
+    assert (decision.route, decision.category) == (POLICE, "threat")
+    assert decision.aggression
+    assert any("扬言公开隐私" in r or "信号" in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        # A photo of a leak shared in the residents' group is not exposure.
+        (
+            "我把楼上漏水的照片发到业主群里了 他们还是不修",
+            model(("mediation_neighbor", 0.8)),
+            MEDIATION,
+        ),
+        # Bargaining over a bride price is not extortion.
+        ("男方说不给钱就不办酒了 彩礼的事谈不拢", model(("mediation_romance", 0.8)), MEDIATION),
+        # Property calling a tow truck is not "calling people round".
+        ("物业说要叫人来把车拖走 我觉得不合理", model(("civic_property", 0.9)), CIVIC),
+        # English: "fighting over" is arguing, and violence is ruled out.
+        (
+            "my brothers are fighting over the flat, no one was hurt",
+            model(("mediation_family", 0.9)),
+            MEDIATION,
+        ),
+    ],
+)
+def test_exposure_and_extortion_look_alikes_stay_where_they_are(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    assert triage(text, reading=reading).route == route
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他说要不给钱就把视频发给我同事",
+        "对方说不转账就把照片发出去",
+    ],
+)
+def test_extortion_with_what_follows_is_still_a_threat(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_romance", 0.8)))
+    assert (decision.route, decision.category) == (POLICE, "threat")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "邻居说我再在楼道里放东西就揍我",
+        "债主说月底不还就打断我的腿",
+        "家属说医生要给他爸偿命",
+        "前夫打电话说要找人收拾我",
+    ],
+)
+def test_spoken_threats_of_harm_make_a_dispute_police(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_neighbor", 0.85)))
+    assert decision.route == POLICE
+    assert decision.aggression
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("催债的在我家门上泼油漆", model(("civic_property", 0.8))),
+        ("网贷逾期 对方把我的照片做成遗照发给亲戚", model(("civic_consumer", 0.8))),
+        ("婆婆把我反锁在家里不让出去", model(("mediation_family", 0.9))),
+        ("他们把我关在一个仓库里 让家里拿钱赎人", model(("civic_other", 0.7))),
+        ("借了高利贷 利息滚到还不起了", model(("civic_consumer", 0.7))),
+    ],
+)
+def test_debt_intimidation_and_confinement_are_police(text: str, reading: ModelReading) -> None:
+    assert triage(text, reading=reading).route == POLICE
+
+
+def test_someone_down_and_not_moving_is_an_emergency() -> None:
+    decision = triage(
+        "小区门口的台阶坏了 有个阿姨摔下去 一动不动", reading=model(("civic_other", 0.95))
+    )
+    assert decision.route == POLICE
+    assert decision.call_110_now
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("下了公交 手机不见了", "theft"),
+        ("停在车棚的电动车没了", "theft"),
+        ("刚才还在桌上的钱包 一会儿就找不到了", "theft"),
+        ("护照丢了 明天还要出国", "other"),
+    ],
+)
+def test_a_thing_gone_is_not_a_missing_person(text: str, category: str) -> None:
+    decision = triage(text, reading=model(("police_missing_person", 0.85)))
+    assert (decision.route, decision.category) == (POLICE, category)
+    assert not decision.call_110_now
+    assert any("不见的是东西" in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["孩子不见了 刚才还在这里", "我妈的手机打不通 人也不见了", "书包还在 孩子人没了"],
+)
+def test_a_person_gone_stays_a_missing_person(text: str) -> None:
+    decision = triage(text, reading=model(("police_missing_person", 0.85)))
+    assert (decision.route, decision.category) == (POLICE, "missing_person")
+
+
+def test_a_parcel_gone_stays_with_the_courier() -> None:
+    decision = triage("快递柜里的包裹不见了", reading=model(("civic_courier", 0.9)))
+    assert (decision.route, decision.category) == (CIVIC, "courier")
