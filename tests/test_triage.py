@@ -414,3 +414,17 @@ def test_a_person_gone_stays_a_missing_person(text: str) -> None:
 def test_a_parcel_gone_stays_with_the_courier() -> None:
     decision = triage("快递柜里的包裹不见了", reading=model(("civic_courier", 0.9)))
     assert (decision.route, decision.category) == (CIVIC, "courier")
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        ("一吵架他就摔东西 孩子吓得直哭", model(("mediation_romance", 0.9)), POLICE),
+        ("两家人在饭桌上谈不拢 他爸当场掀了桌子", model(("mediation_family", 0.9)), POLICE),
+        ("我爸在医院里摔了一跤 护士没看住", model(("mediation_medical", 0.9)), MEDIATION),
+    ],
+)
+def test_smashing_things_in_a_quarrel_is_violence_a_fall_is_not(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    assert triage(text, reading=reading).route == route
