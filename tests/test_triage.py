@@ -428,3 +428,38 @@ def test_smashing_things_in_a_quarrel_is_violence_a_fall_is_not(
     text: str, reading: ModelReading, route: str
 ) -> None:
     assert triage(text, reading=reading).route == route
+
+
+def test_a_person_gone_in_a_vehicle_stays_a_missing_person() -> None:
+    decision = triage("我爸坐上一辆网约车就不见了", reading=model(("police_missing_person", 0.9)))
+    assert decision.category == "missing_person"
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        ("厨房里煤气漏了 味道好重", model(("civic_utilities", 0.9)), "fire_rescue"),
+        ("他发消息说以后替我照顾好猫 然后就关机了", model(("mediation_romance", 0.8)), "self_harm"),
+        ("我只想一了百了", model(("mediation_family", 0.7)), "self_harm"),
+    ],
+)
+def test_gas_leaks_and_farewells_are_emergencies(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
+    assert decision.call_110_now
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("公交上有个咸猪手 一直往女孩子身上靠", model(("civic_other", 0.8))),
+        ("隔壁按摩店好像在招嫖", model(("civic_consumer", 0.8))),
+        ("那套三室户住了二十几个人 天天有人搬进搬出", model(("civic_property", 0.9))),
+    ],
+)
+def test_groping_vice_and_crowded_rentals_in_everyday_words_are_police(
+    text: str, reading: ModelReading
+) -> None:
+    assert triage(text, reading=reading).route == POLICE
