@@ -463,3 +463,27 @@ def test_groping_vice_and_crowded_rentals_in_everyday_words_are_police(
     text: str, reading: ModelReading
 ) -> None:
     assert triage(text, reading=reading).route == POLICE
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("前夫在我车底下装了个定位器 我去哪他都能找到", model(("mediation_romance", 0.8))),
+        ("去讨说法 店老板把我推出门 还放狗出来", model(("civic_consumer", 0.7))),
+    ],
+)
+def test_secret_tracking_and_shoving_are_police(text: str, reading: ModelReading) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == POLICE
+    assert decision.aggression
+
+
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        ("邻居家的狗冲出来咬了我 腿上好几个牙印", POLICE),
+        ("邻居家的大狗不拴绳 我们怕咬人", MEDIATION),
+    ],
+)
+def test_a_dog_bite_is_an_injury_a_worry_is_not(text: str, route: str) -> None:
+    assert triage(text, reading=model(("mediation_neighbor", 0.9))).route == route
