@@ -487,3 +487,8 @@ def test_secret_tracking_and_shoving_are_police(text: str, reading: ModelReading
 )
 def test_a_dog_bite_is_an_injury_a_worry_is_not(text: str, route: str) -> None:
     assert triage(text, reading=model(("mediation_neighbor", 0.9))).route == route
+
+
+def test_someone_using_my_identity_is_fraud_whoever_it_is() -> None:
+    decision = triage("前妻用我的名义办了好几张信用卡", reading=model(("mediation_romance", 0.95)))
+    assert (decision.route, decision.category) == (POLICE, "fraud")
