@@ -492,3 +492,29 @@ def test_a_dog_bite_is_an_injury_a_worry_is_not(text: str, route: str) -> None:
 def test_someone_using_my_identity_is_fraud_whoever_it_is() -> None:
     decision = triage("前妻用我的名义办了好几张信用卡", reading=model(("mediation_romance", 0.95)))
     assert (decision.route, decision.category) == (POLICE, "fraud")
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        (
+            "对门阿婆一个人住 好几天没见人了 敲门没人应",
+            model(("mediation_neighbor", 0.9)),
+            "fire_rescue",
+        ),
+        ("商场电梯困人了 里面有小孩在哭", model(("civic_property", 0.9)), "fire_rescue"),
+        (
+            "my son fell into the river by the bridge",
+            model(("civic_environment", 0.5)),
+            "fire_rescue",
+        ),
+        ("送外卖的时候电瓶车被人抢了", model(("civic_courier", 0.8)), "robbery"),
+        ("健身房的销售诱导贷款办了三万的卡", model(("civic_consumer", 0.7)), "fraud"),
+        ("楼下一套一室户住了七八个人", model(("civic_property", 0.7)), "tip"),
+    ],
+)
+def test_welfare_checks_lifts_water_snatching_and_loans_are_police(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
