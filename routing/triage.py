@@ -132,6 +132,13 @@ class TriagePolicy:
     injury_is_the_dispute: frozenset[str] = frozenset()
     danger_categories: Mapping[str, CueList] = field(default_factory=dict)
     keyword_category_below: float = 0.0
+    exposure_private: CueList = CueList(None)
+    exposure_publish: CueList = CueList(None)
+    exposure_window: int = 12
+    gone_words: CueList = CueList(None)
+    gone_things: CueList = CueList(None)
+    gone_kind: Mapping[str, str] = field(default_factory=dict)
+    gone_window: int = 6
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_POLICY) -> TriagePolicy:
@@ -141,6 +148,13 @@ class TriagePolicy:
     def from_dict(cls, data: Mapping[str, Any]) -> TriagePolicy:
         cues = data["cues"]
         negation_words = sorted(data["negation_words"], key=len, reverse=True)
+        exposure = data.get("exposure") or {}
+        gone = data.get("gone") or {}
+        # What was gone, by kind: a thing is a theft, a document is lost property, a
+        # person is a missing person, a parcel is the courier's business.
+        gone_kind = {
+            word: kind for kind, words in (gone.get("kinds") or {}).items() for word in words
+        }
         return cls(
             labels={route: dict(cats) for route, cats in data["categories"].items()},
             route_labels={route: spec["label"] for route, spec in data["routes"].items()},
@@ -174,6 +188,13 @@ class TriagePolicy:
                 category: CueList.of(words)
                 for category, words in (data.get("danger_categories") or {}).items()
             },
+            exposure_private=CueList.of(exposure.get("private") or ()),
+            exposure_publish=CueList.of(exposure.get("publish") or ()),
+            exposure_window=int(exposure.get("window", 12)),
+            gone_words=CueList.of(gone.get("words") or ()),
+            gone_things=CueList.of(gone_kind),
+            gone_kind=gone_kind,
+            gone_window=int(gone.get("window", 6)),
         )
 
     def route_of(self, intent: str) -> tuple[str, str] | None:
@@ -197,6 +218,37 @@ class TriagePolicy:
         if self.not_cues is None:
             return text
         return self.not_cues.sub(lambda m: "□" * len(m.group()), text)
+
+    def exposure_threats(self, text: str) -> list[str]:
+        """Threats to put someone's private images or details where others see them
+        (要把你洗澡的视频发到网上, 把她住址挂到群里): a private thing and a publishing
+        phrase within `exposure_window` characters of each other, either order."""
+        private, publish = self.exposure_private.pattern, self.exposure_publish.pattern
+        found: list[str] = []
+        if private is None or publish is None:
+            return found
+        for thing in private.finditer(text):
+            lo = max(0, thing.start() - self.exposure_window)
+            near = text[lo : thing.end() + self.exposure_window]
+            for act in publish.finditer(near):
+                cue = f"{thing.group()}…{act.group()}"
+                if cue not in found:
+                    found.append(cue)
+        return found
+
+    def what_is_gone(self, text: str) -> set[str]:
+        """The kinds of thing said to be gone (手机不见了 → thing, 孩子不见了 → person): for
+        each 'gone' word, the nearest thing named within `gone_window` characters before
+        it."""
+        kinds: set[str] = set()
+        if self.gone_words.pattern is None or self.gone_things.pattern is None:
+            return kinds
+        for gone in self.gone_words.pattern.finditer(text):
+            before = text[max(0, gone.start() - self.gone_window) : gone.start()]
+            named = list(self.gone_things.pattern.finditer(before))
+            if named:
+                kinds.add(self.gone_kind[named[-1].group()])
+        return kinds
 
     def is_idle_tool(self, text: str, entity: Mapping[str, Any]) -> bool:
         """A tool or building material nobody is holding (钢管掉下来, 钢筋被偷了): only a
@@ -313,6 +365,10 @@ def triage(
     aggression, aggression_negated = policy.cues(policy.aggression, cue_text)
     injury_cues, injury_negated = policy.cues(policy.injury, cue_text)
     threat, _ = policy.cues(policy.threat, cue_text)
+    exposure = policy.exposure_threats(cue_text)
+    if exposure:
+        reasons.append("扬言公开隐私：" + "、".join(exposure[:2]))
+        threat += [cue for cue in exposure if cue not in threat]
     police_signal, _ = policy.cues(policy.police_signal, cue_text)
     ongoing, _ = policy.cues(policy.ongoing, cue_text)
     past, _ = policy.cues(policy.past, cue_text)
@@ -409,6 +465,12 @@ def triage(
                 f"描述更符合{policy.label(POLICE, corrected)}（关键词），"
                 f"不像{policy.label(POLICE, category)}"
             )
+            category = corrected
+    if route == POLICE and category == "missing_person":
+        gone = policy.what_is_gone(cue_text)
+        if gone and "person" not in gone and gone & set(policy.labels[POLICE]):
+            corrected = "theft" if "theft" in gone else min(gone & set(policy.labels[POLICE]))
+            reasons.append(f"不见的是东西不是人：按{policy.label(POLICE, corrected)}处理")
             category = corrected
     said_police = proposal is not None and proposal.route == POLICE and route == POLICE
     aggressive = bool((danger or violent_signals) and not is_hearsay) or (

@@ -292,3 +292,229 @@ def test_narrow_cue_families_leave_civic_look_alikes_alone(
     text: str, reading: ModelReading
 ) -> None:
     assert triage(text, reading=reading).route == CIVIC
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他放话说要把我们以前的床照挂到网上",
+        "分手了她说不复合就把我的聊天记录发给我老婆",
+        "有人把我家的住址发到网上 说欢迎大家上门",
+        "my ex said he would post our 私密 videos online",
+    ],
+)
+def test_threats_to_expose_someone_are_police_threats(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_romance", 0.9)))
+    assert (decision.route, decision.category) == (POLICE, "threat")
+    assert decision.aggression
+    assert any("扬言公开隐私" in r or "信号" in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        # A photo of a leak shared in the residents' group is not exposure.
+        (
+            "我把楼上漏水的照片发到业主群里了 他们还是不修",
+            model(("mediation_neighbor", 0.8)),
+            MEDIATION,
+        ),
+        # Bargaining over a bride price is not extortion.
+        ("男方说不给钱就不办酒了 彩礼的事谈不拢", model(("mediation_romance", 0.8)), MEDIATION),
+        # Property calling a tow truck is not "calling people round".
+        ("物业说要叫人来把车拖走 我觉得不合理", model(("civic_property", 0.9)), CIVIC),
+        # English: "fighting over" is arguing, and violence is ruled out.
+        (
+            "my brothers are fighting over the flat, no one was hurt",
+            model(("mediation_family", 0.9)),
+            MEDIATION,
+        ),
+    ],
+)
+def test_exposure_and_extortion_look_alikes_stay_where_they_are(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    assert triage(text, reading=reading).route == route
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他说要不给钱就把视频发给我同事",
+        "对方说不转账就把照片发出去",
+    ],
+)
+def test_extortion_with_what_follows_is_still_a_threat(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_romance", 0.8)))
+    assert (decision.route, decision.category) == (POLICE, "threat")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "邻居说我再在楼道里放东西就揍我",
+        "债主说月底不还就打断我的腿",
+        "家属说医生要给他爸偿命",
+        "前夫打电话说要找人收拾我",
+    ],
+)
+def test_spoken_threats_of_harm_make_a_dispute_police(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_neighbor", 0.85)))
+    assert decision.route == POLICE
+    assert decision.aggression
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("催债的在我家门上泼油漆", model(("civic_property", 0.8))),
+        ("网贷逾期 对方把我的照片做成遗照发给亲戚", model(("civic_consumer", 0.8))),
+        ("婆婆把我反锁在家里不让出去", model(("mediation_family", 0.9))),
+        ("他们把我关在一个仓库里 让家里拿钱赎人", model(("civic_other", 0.7))),
+        ("借了高利贷 利息滚到还不起了", model(("civic_consumer", 0.7))),
+    ],
+)
+def test_debt_intimidation_and_confinement_are_police(text: str, reading: ModelReading) -> None:
+    assert triage(text, reading=reading).route == POLICE
+
+
+def test_someone_down_and_not_moving_is_an_emergency() -> None:
+    decision = triage(
+        "小区门口的台阶坏了 有个阿姨摔下去 一动不动", reading=model(("civic_other", 0.95))
+    )
+    assert decision.route == POLICE
+    assert decision.call_110_now
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("下了公交 手机不见了", "theft"),
+        ("停在车棚的电动车没了", "theft"),
+        ("刚才还在桌上的钱包 一会儿就找不到了", "theft"),
+        ("护照丢了 明天还要出国", "other"),
+    ],
+)
+def test_a_thing_gone_is_not_a_missing_person(text: str, category: str) -> None:
+    decision = triage(text, reading=model(("police_missing_person", 0.85)))
+    assert (decision.route, decision.category) == (POLICE, category)
+    assert not decision.call_110_now
+    assert any("不见的是东西" in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["孩子不见了 刚才还在这里", "我妈的手机打不通 人也不见了", "书包还在 孩子人没了"],
+)
+def test_a_person_gone_stays_a_missing_person(text: str) -> None:
+    decision = triage(text, reading=model(("police_missing_person", 0.85)))
+    assert (decision.route, decision.category) == (POLICE, "missing_person")
+
+
+def test_a_parcel_gone_stays_with_the_courier() -> None:
+    decision = triage("快递柜里的包裹不见了", reading=model(("civic_courier", 0.9)))
+    assert (decision.route, decision.category) == (CIVIC, "courier")
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        ("一吵架他就摔东西 孩子吓得直哭", model(("mediation_romance", 0.9)), POLICE),
+        ("两家人在饭桌上谈不拢 他爸当场掀了桌子", model(("mediation_family", 0.9)), POLICE),
+        ("我爸在医院里摔了一跤 护士没看住", model(("mediation_medical", 0.9)), MEDIATION),
+    ],
+)
+def test_smashing_things_in_a_quarrel_is_violence_a_fall_is_not(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    assert triage(text, reading=reading).route == route
+
+
+def test_a_person_gone_in_a_vehicle_stays_a_missing_person() -> None:
+    decision = triage("我爸坐上一辆网约车就不见了", reading=model(("police_missing_person", 0.9)))
+    assert decision.category == "missing_person"
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        ("厨房里煤气漏了 味道好重", model(("civic_utilities", 0.9)), "fire_rescue"),
+        ("他发消息说以后替我照顾好猫 然后就关机了", model(("mediation_romance", 0.8)), "self_harm"),
+        ("我只想一了百了", model(("mediation_family", 0.7)), "self_harm"),
+    ],
+)
+def test_gas_leaks_and_farewells_are_emergencies(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
+    assert decision.call_110_now
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("公交上有个咸猪手 一直往女孩子身上靠", model(("civic_other", 0.8))),
+        ("隔壁按摩店好像在招嫖", model(("civic_consumer", 0.8))),
+        ("那套三室户住了二十几个人 天天有人搬进搬出", model(("civic_property", 0.9))),
+    ],
+)
+def test_groping_vice_and_crowded_rentals_in_everyday_words_are_police(
+    text: str, reading: ModelReading
+) -> None:
+    assert triage(text, reading=reading).route == POLICE
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("前夫在我车底下装了个定位器 我去哪他都能找到", model(("mediation_romance", 0.8))),
+        ("去讨说法 店老板把我推出门 还放狗出来", model(("civic_consumer", 0.7))),
+    ],
+)
+def test_secret_tracking_and_shoving_are_police(text: str, reading: ModelReading) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == POLICE
+    assert decision.aggression
+
+
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        ("邻居家的狗冲出来咬了我 腿上好几个牙印", POLICE),
+        ("邻居家的大狗不拴绳 我们怕咬人", MEDIATION),
+    ],
+)
+def test_a_dog_bite_is_an_injury_a_worry_is_not(text: str, route: str) -> None:
+    assert triage(text, reading=model(("mediation_neighbor", 0.9))).route == route
+
+
+def test_someone_using_my_identity_is_fraud_whoever_it_is() -> None:
+    decision = triage("前妻用我的名义办了好几张信用卡", reading=model(("mediation_romance", 0.95)))
+    assert (decision.route, decision.category) == (POLICE, "fraud")
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        (
+            "对门阿婆一个人住 好几天没见人了 敲门没人应",
+            model(("mediation_neighbor", 0.9)),
+            "fire_rescue",
+        ),
+        ("商场电梯困人了 里面有小孩在哭", model(("civic_property", 0.9)), "fire_rescue"),
+        (
+            "my son fell into the river by the bridge",
+            model(("civic_environment", 0.5)),
+            "fire_rescue",
+        ),
+        ("送外卖的时候电瓶车被人抢了", model(("civic_courier", 0.8)), "robbery"),
+        ("健身房的销售诱导贷款办了三万的卡", model(("civic_consumer", 0.7)), "fraud"),
+        ("楼下一套一室户住了七八个人", model(("civic_property", 0.7)), "tip"),
+    ],
+)
+def test_welfare_checks_lifts_water_snatching_and_loans_are_police(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
