@@ -321,6 +321,7 @@ def test_threats_to_expose_someone_are_police_threats(text: str) -> None:
         ),
         # Bargaining over a bride price is not extortion.
         ("男方说不给钱就不办酒了 彩礼的事谈不拢", model(("mediation_romance", 0.8)), MEDIATION),
+        ("女方妈妈讲不给钱就别想娶她女儿", model(("mediation_romance", 0.8)), MEDIATION),
         # Property calling a tow truck is not "calling people round".
         ("物业说要叫人来把车拖走 我觉得不合理", model(("civic_property", 0.9)), CIVIC),
         # English: "fighting over" is arguing, and violence is ruled out.
@@ -342,6 +343,9 @@ def test_exposure_and_extortion_look_alikes_stay_where_they_are(
     [
         "他说要不给钱就把视频发给我同事",
         "对方说不转账就把照片发出去",
+        # Whatever follows: only the bride-price bargaining is blanked out.
+        "前男友说不给钱就去我单位闹",
+        "他讲不打钱就让我在上海混不下去",
     ],
 )
 def test_extortion_with_what_follows_is_still_a_threat(text: str) -> None:
