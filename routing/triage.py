@@ -139,6 +139,7 @@ class TriagePolicy:
     gone_things: CueList = CueList(None)
     gone_kind: Mapping[str, str] = field(default_factory=dict)
     gone_window: int = 6
+    happening_now: CueList = CueList(None)
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_POLICY) -> TriagePolicy:
@@ -174,6 +175,7 @@ class TriagePolicy:
             police_signal=CueList.of(cues["police_signal"]),
             immediate_categories=frozenset(data["immediate_categories"]),
             ongoing=CueList.of(cues["ongoing"]),
+            happening_now=CueList.of(cues.get("happening_now") or []),
             past=CueList.of(cues["past"]),
             hearsay=CueList.of(cues["hearsay"]),
             aggression_override=dict(data["aggression_override"]),
@@ -371,6 +373,7 @@ def triage(
         threat += [cue for cue in exposure if cue not in threat]
     police_signal, _ = policy.cues(policy.police_signal, cue_text)
     ongoing, _ = policy.cues(policy.ongoing, cue_text)
+    happening, _ = policy.cues(policy.happening_now, cue_text)
     past, _ = policy.cues(policy.past, cue_text)
     hearsay, _ = policy.cues(policy.hearsay, cue_text)
     weapons = [
@@ -482,8 +485,9 @@ def triage(
         and not past_only
         and (
             bool(danger)
-            or (aggressive and (bool(ongoing) or category != "threat"))
+            or (aggressive and (bool(ongoing) or bool(weapons) or category != "threat"))
             or (said_police and category in policy.immediate_categories)
+            or bool(happening)
         )
     )
     if past_only and route == POLICE:

@@ -522,3 +522,66 @@ def test_welfare_checks_lifts_water_snatching_and_loans_are_police(
 ) -> None:
     decision = triage(text, reading=reading)
     assert (decision.route, decision.category) == (POLICE, category)
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        # A fraud whose victim is still being talked through it.
+        ("对方自称银行客服，叫我打开会议软件共享屏幕", model(("police_fraud", 0.9))),
+        (
+            "my dad is on the phone with them right now, they want his card number",
+            model(("police_fraud", 0.8)),
+        ),
+        # A drunk driver, a fight in a shop, someone blocked in: still going on.
+        ("那辆车开得歪歪扭扭的，现在在中环上往北开", model(("police_traffic", 0.9))),
+        ("隔壁桌几个人在砸啤酒瓶", model(("police_public_order", 0.8))),
+        ("讨债的把我爸堵在车库里不让走", model(("police_threat", 0.7))),
+    ],
+)
+def test_a_police_matter_still_going_on_is_phoned_in_now(text: str, reading: ModelReading) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == POLICE
+    assert decision.call_110_now and decision.urgency == "immediate"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "上个月网上买东西被骗了两千，对方早就拉黑了",
+        "昨天那个骗子让我下载过一个软件，现在卸载了",
+    ],
+)
+def test_a_fraud_that_is_over_is_not_an_emergency(text: str) -> None:
+    decision = triage(text, reading=model(("police_fraud", 0.9)))
+    assert decision.route == POLICE and not decision.call_110_now
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("救我", model()),
+        ("他说要杀我", model(("police_threat", 0.6))),
+        ("电动车把一个阿姨撞倒了，阿姨倒在地上", model(("police_traffic", 0.95))),
+        ("货车把骑车的人撞飞了", model(("police_traffic", 0.95))),
+        ("两车相撞，司机卡在车里", model(("police_traffic", 0.95))),
+        ("儿子把自己关在房间里，叫他也不应", model(("mediation_family", 0.7))),
+    ],
+)
+def test_a_cry_for_help_or_someone_down_is_an_emergency(text: str, reading: ModelReading) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == POLICE and decision.call_110_now
+
+
+def test_a_threat_made_with_a_weapon_in_hand_is_an_emergency() -> None:
+    text = "我表哥拎着菜刀上门，说不还钱就跟我拼了"
+    knife = {"entity": "weapon", "value": "菜刀", "start": text.index("菜刀")}
+    knife["end"] = knife["start"] + 2
+    decision = triage(text, reading=model(("police_threat", 0.7), entities=(knife,)))
+    assert (decision.route, decision.category) == (POLICE, "threat")
+    assert decision.call_110_now
+
+
+def test_a_snatch_is_a_robbery() -> None:
+    decision = triage("路边有人骑电瓶车把我手里的包拽走了", reading=model(("police_theft", 0.6)))
+    assert (decision.route, decision.category) == (POLICE, "robbery")
