@@ -103,6 +103,10 @@ class CueList:
         return counted, negated
 
 
+# "<the courier side> 把 … <parcel> 拿走": they did it (快递员把快递拿回去了).
+_BY_THEM = re.compile("■[^■]{0,4}[把将]")
+
+
 @dataclass(frozen=True)
 class TriagePolicy:
     labels: Mapping[str, Mapping[str, str]]
@@ -140,6 +144,10 @@ class TriagePolicy:
     gone_kind: Mapping[str, str] = field(default_factory=dict)
     gone_window: int = 6
     happening_now: CueList = CueList(None)
+    taken_things: CueList = CueList(None)
+    taken_words: CueList = CueList(None)
+    taken_not_by: CueList = CueList(None)
+    taken_window: int = 12
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_POLICY) -> TriagePolicy:
@@ -151,6 +159,7 @@ class TriagePolicy:
         negation_words = sorted(data["negation_words"], key=len, reverse=True)
         exposure = data.get("exposure") or {}
         gone = data.get("gone") or {}
+        taken = data.get("taken") or {}
         # What was gone, by kind: a thing is a theft, a document is lost property, a
         # person is a missing person, a parcel is the courier's business.
         gone_kind = {
@@ -197,6 +206,10 @@ class TriagePolicy:
             gone_things=CueList.of(gone_kind),
             gone_kind=gone_kind,
             gone_window=int(gone.get("window", 6)),
+            taken_things=CueList.of(taken.get("things") or ()),
+            taken_words=CueList.of(taken.get("words") or ()),
+            taken_not_by=CueList.of(taken.get("not_by") or ()),
+            taken_window=int(taken.get("window", 12)),
         )
 
     def route_of(self, intent: str) -> tuple[str, str] | None:
@@ -251,6 +264,28 @@ class TriagePolicy:
             if named:
                 kinds.add(self.gone_kind[named[-1].group()])
         return kinds
+
+    def parcels_taken(self, text: str) -> list[str]:
+        """A parcel and a taking word within `taken_window` characters, either order
+        (快递都被一个老头拿走, 拿走了我的包裹), unless the courier side or the estate is named
+        as the one taking it (快递被驿站拿回去, 快递员把快递拿走): someone took it, a theft."""
+        things, words = self.taken_things.pattern, self.taken_words.pattern
+        found: list[str] = []
+        if things is None or words is None:
+            return found
+        if self.taken_not_by.pattern is not None:
+            text = self.taken_not_by.pattern.sub(lambda m: "■" * len(m.group()), text)
+        for thing in things.finditer(text):
+            lo = max(0, thing.start() - self.taken_window)
+            near = text[lo : thing.end() + self.taken_window]
+            for act in words.finditer(near):
+                start, end = sorted((thing.start(), lo + act.start()))
+                if "■" in text[start:end] or _BY_THEM.search(text[max(0, start - 8) : start]):
+                    continue
+                cue = f"{thing.group()}…{act.group()}"
+                if cue not in found:
+                    found.append(cue)
+        return found
 
     def is_idle_tool(self, text: str, entity: Mapping[str, Any]) -> bool:
         """A tool or building material nobody is holding (钢管掉下来, 钢筋被偷了): only a
@@ -372,6 +407,8 @@ def triage(
         reasons.append("扬言公开隐私：" + "、".join(exposure[:2]))
         threat += [cue for cue in exposure if cue not in threat]
     police_signal, _ = policy.cues(policy.police_signal, cue_text)
+    taken = policy.parcels_taken(cue_text)
+    police_signal += taken
     ongoing, _ = policy.cues(policy.ongoing, cue_text)
     happening, _ = policy.cues(policy.happening_now, cue_text)
     past, _ = policy.cues(policy.past, cue_text)
@@ -441,7 +478,7 @@ def triage(
         route, category = POLICE, proposal.category
     elif police_signal and not is_hearsay:
         route = POLICE
-        category = _police_category(keywords, keywords, threat, policy)
+        category = "theft" if taken else _police_category(keywords, keywords, threat, policy)
         reasons.append("警情信号：" + "、".join(police_signal[:3]))
     elif proposal is not None:
         route, category = proposal.route, proposal.category

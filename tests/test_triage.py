@@ -421,6 +421,65 @@ def test_a_parcel_gone_stays_with_the_courier() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "小区里好几家的快递都被同一个阿婆拿走 找物业物业说不归他们管",
+        "有人拿走了我放在门口的包裹",
+        "外卖放在前台被别人拎走了",
+        "快递员说放门口了 我没看到 监控里是隔壁那家人拿走的",
+    ],
+)
+def test_a_parcel_someone_took_is_a_theft(text: str) -> None:
+    decision = triage(text, reading=model(("civic_property", 0.97)))
+    assert (decision.route, decision.category) == (POLICE, "theft")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "快递被驿站拿回去了 说我没接电话",
+        "快递员把快递拿走了 说地址写错了",
+        "包裹被物业收走了 说放门口占地方",
+    ],
+)
+def test_a_parcel_the_courier_or_estate_took_back_is_their_business(text: str) -> None:
+    assert triage(text, reading=model(("civic_courier", 0.9))).route == CIVIC
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("我爸下午自己坐公交回家 到现在还没到家 他从没迷过路", "missing_person"),
+        ("弄堂口那家理发店从来不剪头发 晚上亮着粉红色的灯", "tip"),
+        ("按摩店里有特殊服务 男的进进出出", "tip"),
+        ("someone keeps throwing bottles from the 20th floor onto the path", "public_order"),
+    ],
+)
+def test_everyday_signs_of_police_matters_win_over_a_civic_reading(
+    text: str, category: str
+) -> None:
+    decision = triage(text, reading=model(("civic_other", 0.8)))
+    assert (decision.route, decision.category) == (POLICE, category)
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        ("外卖骑手迷路了 一个小时还没送到", model(("civic_consumer", 0.8)), CIVIC),
+        (
+            "the neighbours upstairs are noisy every night",
+            model(("mediation_neighbor", 0.8)),
+            MEDIATION,
+        ),
+    ],
+)
+def test_their_look_alikes_stay_where_they_are(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    assert triage(text, reading=reading).route == route
+
+
+@pytest.mark.parametrize(
     ("text", "reading", "route"),
     [
         ("一吵架他就摔东西 孩子吓得直哭", model(("mediation_romance", 0.9)), POLICE),
