@@ -39,7 +39,7 @@ migrate: install  ## apply database migrations
 run: model migrate  ## serve the H5 chat page, console and API on 127.0.0.1:8080
 	$(BIN)/alarmbot run
 
-system-packages:  ## Debian packages the tests drive (chromium, postgresql)
+system-packages:  ## Debian packages the tests drive (chromium, postgresql, redis-server)
 	scripts/ensure-system-packages.sh
 
 test: model system-packages  ## lint, validate training data and run the whole test suite
