@@ -596,6 +596,14 @@ def test_welfare_checks_lifts_water_snatching_and_loans_are_police(
         ("那辆车开得歪歪扭扭的，现在在中环上往北开", model(("police_traffic", 0.9))),
         ("隔壁桌几个人在砸啤酒瓶", model(("police_public_order", 0.8))),
         ("讨债的把我爸堵在车库里不让走", model(("police_threat", 0.7))),
+        # A fraud asking for "one more transfer", or the call still open.
+        ("网上兼职做任务 已经充了五千 他说再充两千就能全部提现", model(("police_fraud", 0.9))),
+        ("有个自称社保局的电话说我卡被冻结了 现在电话还没挂", model(("police_fraud", 0.8))),
+        # The one who did it getting away, or still inside; English as it is typed.
+        ("有人拿了我的包就跑 我在后面追", model(("police_theft", 0.8))),
+        ("家里被翻乱了 里屋还有动静 我不敢进去", model(("police_theft", 0.8))),
+        ("my husband is hitting me, I locked myself in the bathroom", model(("police_tip", 0.5))),
+        ("a drunk man keeps banging on our door", model(("police_public_order", 0.7))),
     ],
 )
 def test_a_police_matter_still_going_on_is_phoned_in_now(text: str, reading: ModelReading) -> None:
@@ -625,11 +633,19 @@ def test_a_fraud_that_is_over_is_not_an_emergency(text: str) -> None:
         ("货车把骑车的人撞飞了", model(("police_traffic", 0.95))),
         ("两车相撞，司机卡在车里", model(("police_traffic", 0.95))),
         ("儿子把自己关在房间里，叫他也不应", model(("mediation_family", 0.7))),
+        ("出租车把骑车的老伯碰倒了 老伯坐在地上起不来", model(("police_traffic", 0.9))),
+        ("楼上又扔下来一个酒瓶 砸在我旁边", model(("police_public_order", 0.8))),
+        ("在酒吧感觉被下药了 头很晕", model(("police_public_order", 0.6))),
     ],
 )
 def test_a_cry_for_help_or_someone_down_is_an_emergency(text: str, reading: ModelReading) -> None:
     decision = triage(text, reading=reading)
     assert decision.route == POLICE and decision.call_110_now
+
+
+def test_speechless_with_anger_is_not_hurt() -> None:
+    decision = triage("商家不肯退款 我气得说不出话", reading=model(("civic_consumer", 0.9)))
+    assert decision.route == CIVIC and not decision.call_110_now
 
 
 def test_a_threat_made_with_a_weapon_in_hand_is_an_emergency() -> None:
