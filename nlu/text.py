@@ -67,6 +67,9 @@ def _build_tables() -> tuple[dict[int, str | None], dict[int, str]]:
 _NORMALISE_TABLE, _FOLD_TABLE = _build_tables()
 _HSPACE_RUN = re.compile(r"[ \t]+")
 _NEWLINE_RUN = re.compile(r" ?\n[ \n]*")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff"
+_SPACE_BETWEEN_HAN = re.compile(f"(?<=[{_HAN}]) (?=[{_HAN}])")
+_ONE_HAN = re.compile(f"[{_HAN}]")
 
 
 def to_simplified(text: str) -> str:
@@ -95,7 +98,22 @@ def normalise(text: str) -> str:
     text = to_simplified(text.translate(_NORMALISE_TABLE))
     text = _HSPACE_RUN.sub(" ", text)
     text = _NEWLINE_RUN.sub("\n", text)
-    return text.strip()[:MAX_CHARS]
+    return join_spaced_characters(text.strip())[:MAX_CHARS]
+
+
+def join_spaced_characters(text: str) -> str:
+    """'我 家 门 被 撬 东西 没' → '我家门被撬东西没'.
+
+    Some users (often deaf or typing on a keypad) put a space after every character or two;
+    words and cue phrases are then split apart. When most space-separated pieces are a
+    single Chinese character, the spaces between Chinese characters go; spaces between
+    phrases in ordinary text ('电瓶车没了 锁也不见了') and around Latin words stay.
+    """
+    pieces = text.split()
+    single = sum(1 for piece in pieces if _ONE_HAN.fullmatch(piece))
+    if len(pieces) < 2 or single * 2 < len(pieces) or (len(pieces) < 4 and single < len(pieces)):
+        return text
+    return "\n".join(_SPACE_BETWEEN_HAN.sub("", line) for line in text.split("\n"))
 
 
 def fold_for_matching(text: str) -> str:

@@ -144,6 +144,7 @@ class TriagePolicy:
     gone_kind: Mapping[str, str] = field(default_factory=dict)
     gone_window: int = 6
     happening_now: CueList = CueList(None)
+    found: CueList = CueList(None)
     taken_things: CueList = CueList(None)
     taken_words: CueList = CueList(None)
     taken_not_by: CueList = CueList(None)
@@ -185,6 +186,7 @@ class TriagePolicy:
             immediate_categories=frozenset(data["immediate_categories"]),
             ongoing=CueList.of(cues["ongoing"]),
             happening_now=CueList.of(cues.get("happening_now") or []),
+            found=CueList.of(cues.get("found") or []),
             past=CueList.of(cues["past"]),
             hearsay=CueList.of(cues["hearsay"]),
             aggression_override=dict(data["aggression_override"]),
@@ -512,6 +514,12 @@ def triage(
             corrected = "theft" if "theft" in gone else min(gone & set(policy.labels[POLICE]))
             reasons.append(f"不见的是东西不是人：按{policy.label(POLICE, corrected)}处理")
             category = corrected
+    if route == POLICE and category == "missing_person":
+        # Someone who went missing yesterday is still missing today, until found.
+        found, _ = policy.cues(policy.found, cue_text)
+        past_only = bool(found)
+        if found:
+            past = found
     said_police = proposal is not None and proposal.route == POLICE and route == POLICE
     aggressive = bool((danger or violent_signals) and not is_hearsay) or (
         said_police and category in AGGRESSIVE_CATEGORIES

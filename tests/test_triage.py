@@ -643,6 +643,59 @@ def test_a_cry_for_help_or_someone_down_is_an_emergency(text: str, reading: Mode
     assert decision.route == POLICE and decision.call_110_now
 
 
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        ("电梯卡在9楼和10楼中间 里面有老人", model(("civic_property", 0.94)), "fire_rescue"),
+        ("I'm stuck in the lift in my building", model(("civic_property", 0.8)), "fire_rescue"),
+        ("楼道里有个人在翻快递 拿了好几个往外走", model(("civic_courier", 0.72)), "theft"),
+        ("my wallet got pickpocketed on line 10", model(("civic_other", 0.42)), "theft"),
+        ("修空调的师傅一直问我是不是一个人住 还加我微信", model(("civic_consumer", 0.8)), "public_order"),
+    ],
+)
+def test_trapped_in_a_lift_or_a_parcel_thief_is_police_whatever_the_model_says(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("朋友吃了别人给的糖 现在神志不清", model(("police_drugs", 0.7))),
+        ("室友锁在厕所一个小时了 喊他不应", model(("police_self_harm", 0.6))),
+        ("一个醉汉躺在马路中间 车来车往", model(("police_public_order", 0.7))),
+        ("对方说半小时内不转钱就把视频发出去 给了我半小时", model(("police_threat", 0.8))),
+        ("公司财务刚刚转了四十万给冒充老板的人", model(("police_fraud", 0.9))),
+        ("有个男的一直跟着我 现在在楼下站着不走", model(("police_threat", 0.7))),
+    ],
+)
+def test_more_emergencies_as_people_tell_them(text: str, reading: ModelReading) -> None:
+    assert triage(text, reading=reading).call_110_now
+
+
+def test_a_person_missing_since_yesterday_is_still_missing_until_found() -> None:
+    missing = "女儿昨天晚上跟我吵架 今天早上就不见了"
+    assert triage(missing, reading=model(("police_missing_person", 0.9))).call_110_now
+    found = "女儿昨天晚上跟我吵架 今天早上不见了 现在已经找到了"
+    assert not triage(found, reading=model(("police_missing_person", 0.9))).call_110_now
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        ("血拼了一下午 回家发现小票重复扣钱", model(("civic_consumer", 0.7)), CIVIC),
+        ("邻居装了个摄像头对着我家门 说是防小偷的", model(("mediation_neighbor", 0.99)), MEDIATION),
+    ],
+)
+def test_shopping_sprees_and_anti_theft_cameras_are_not_police(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == route and not decision.call_110_now
+
+
 def test_speechless_with_anger_is_not_hurt() -> None:
     decision = triage("商家不肯退款 我气得说不出话", reading=model(("civic_consumer", 0.9)))
     assert decision.route == CIVIC and not decision.call_110_now
