@@ -650,7 +650,11 @@ def test_a_cry_for_help_or_someone_down_is_an_emergency(text: str, reading: Mode
         ("I'm stuck in the lift in my building", model(("civic_property", 0.8)), "fire_rescue"),
         ("楼道里有个人在翻快递 拿了好几个往外走", model(("civic_courier", 0.72)), "theft"),
         ("my wallet got pickpocketed on line 10", model(("civic_other", 0.42)), "theft"),
-        ("修空调的师傅一直问我是不是一个人住 还加我微信", model(("civic_consumer", 0.8)), "public_order"),
+        (
+            "修空调的师傅一直问我是不是一个人住 还加我微信",
+            model(("civic_consumer", 0.8)),
+            "public_order",
+        ),
     ],
 )
 def test_trapped_in_a_lift_or_a_parcel_thief_is_police_whatever_the_model_says(
