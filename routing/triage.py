@@ -480,7 +480,15 @@ def triage(
         route, category = POLICE, proposal.category
     elif police_signal and not is_hearsay:
         route = POLICE
-        category = "theft" if taken else _police_category(keywords, keywords, threat, policy)
+        category = (
+            "theft"
+            if taken
+            else keywords.category
+            if keywords is not None and keywords.route == POLICE
+            else "threat"
+            if threat
+            else "other"
+        )
         reasons.append("警情信号：" + "、".join(police_signal[:3]))
     elif proposal is not None:
         route, category = proposal.route, proposal.category

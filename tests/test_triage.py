@@ -679,6 +679,34 @@ def test_more_emergencies_as_people_tell_them(text: str, reading: ModelReading) 
     assert triage(text, reading=reading).call_110_now
 
 
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        ("身份证不见了 要去哪里补办", model(("civic_other", 0.95)), "other"),
+        (
+            "骑车被一辆小车蹭了一下 人没事 司机不道歉就开走了",
+            model(("civic_other", 0.6)),
+            "traffic",
+        ),
+        ("楼下小店偷偷卖烟花爆竹 货就堆在居民楼里", model(("mediation_neighbor", 0.52)), "tip"),
+        ("那家店白天卷帘门拉着 晚上一直有男的进进出出", model(("mediation_romance", 0.53)), "tip"),
+        ("邻居吵完架放话说要一把火烧了我们家", model(("mediation_neighbor", 0.9)), "threat"),
+    ],
+)
+def test_police_business_told_plainly_wins_over_a_confident_reading(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
+
+
+def test_self_harm_by_car_is_an_emergency() -> None:
+    text = "男朋友吵完架说要开车撞墙 现在电话也不接"
+    decision = triage(text, reading=model(("mediation_romance", 0.42)))
+    assert (decision.route, decision.category) == (POLICE, "self_harm")
+    assert decision.call_110_now
+
+
 def test_a_person_missing_since_yesterday_is_still_missing_until_found() -> None:
     missing = "女儿昨天晚上跟我吵架 今天早上就不见了"
     assert triage(missing, reading=model(("police_missing_person", 0.9))).call_110_now
