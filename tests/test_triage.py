@@ -700,6 +700,48 @@ def test_police_business_told_plainly_wins_over_a_confident_reading(
     assert (decision.route, decision.category) == (POLICE, category)
 
 
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        (
+            "孩子被邻居家小孩从滑梯上推下来 额头缝了三针",
+            model(("mediation_neighbor", 0.8)),
+            "assault",
+        ),
+        ("奶奶在菜场门口被人扯掉了金耳环", model(("mediation_medical", 0.6)), "robbery"),
+        ("有辆面包车停了三天 晚上有人出来绕着楼转", model(("civic_property", 0.7)), "tip"),
+        ("地铁口有人说自己是警察 要查身份证和手机", model(("mediation_medical", 0.5)), "fraud"),
+    ],
+)
+def test_harm_robbery_and_watchers_told_in_passing_are_police(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        (
+            "过年家族群里抢红包 我弟抢了个最大的 两家人吵了一礼拜",
+            model(("mediation_family", 0.7)),
+            MEDIATION,
+        ),
+        ("拼多多砍价砍了一晚上 永远差一点", model(("civic_consumer", 0.7)), CIVIC),
+        ("装修公司报价我杀价杀下来两万 现在又要加钱", model(("civic_consumer", 0.7)), CIVIC),
+        ("老头子迷上了偷菜游戏 天天半夜起来偷菜", model(("mediation_family", 0.7)), MEDIATION),
+        ("楼上装修砸墙砸了一个月 中午都不停", model(("civic_construction_noise", 0.7)), CIVIC),
+        ("前男友欠我两万 分手时打了欠条 一直拖着", model(("mediation_romance", 0.7)), MEDIATION),
+    ],
+)
+def test_red_packets_haggling_and_renovation_are_not_violence(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == route and not decision.call_110_now
+
+
 def test_self_harm_by_car_is_an_emergency() -> None:
     text = "男朋友吵完架说要开车撞墙 现在电话也不接"
     decision = triage(text, reading=model(("mediation_romance", 0.42)))
