@@ -742,6 +742,11 @@ def test_red_packets_haggling_and_renovation_are_not_violence(
     assert decision.route == route and not decision.call_110_now
 
 
+def test_threatening_to_sue_is_not_a_threat() -> None:
+    text = "邻居扬言要去法院告我 放话说要我赔墙 我们想先找人调解"
+    assert triage(text, reading=model(("mediation_neighbor", 0.8))).route == MEDIATION
+
+
 def test_self_harm_by_car_is_an_emergency() -> None:
     text = "男朋友吵完架说要开车撞墙 现在电话也不接"
     decision = triage(text, reading=model(("mediation_romance", 0.42)))
