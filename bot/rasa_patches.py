@@ -15,9 +15,12 @@
    with the same inputs in a topological order computed once per target list.
 4. Every DIET prediction goes through `tf.function.__call__`, which re-canonicalises and
    re-casts its inputs against the signature and looks the graph up again (~1 ms per parse,
-   a fifth of it). The signature is fixed once the first prediction has traced the graph:
-   later predictions call that one concrete graph with the batch converted to the
-   signature's dtypes. Same graph, same outputs.
+   a fifth of it). Once the first prediction has run, we trace the prediction graph once
+   more and call that concrete graph directly with the batch converted to the signature's
+   dtypes. `RandomlyConnectedDense` re-applies its fixed sparsity mask on every call
+   (`kernel.assign(kernel * mask)`, 13 layers); the first call leaves the kernels masked,
+   so our graph is traced without that step: 3.2 -> 2.3 ms per DIET call, the same
+   readings. (Freezing the weights into constants gained nothing more and cost 550 MB.)
 5. TensorFlow's thread pools are sized for big batches; serving one message at a time is
    faster with one thread each (`use_tf_threads`).
 """
@@ -26,7 +29,8 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import tensorflow as tf
@@ -38,6 +42,7 @@ from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.constants import DIAGNOSTIC_DATA, DOCS_BASE_URL
 from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+from rasa.utils.tensorflow.layers import RandomlyConnectedDense
 from rasa.utils.tensorflow.models import RasaModel
 
 logger = logging.getLogger(__name__)
@@ -175,35 +180,77 @@ def stock_graph_runs() -> None:
 _STOCK_PREDICT = RasaModel._rasa_predict
 
 
-class _ConcretePredict:
-    """The traced prediction graph of one model, called without tf.function's dispatch."""
+class _DirectPredict:
+    """DIET's prediction graph without the per-call kernel masking, called directly."""
 
-    def __init__(self, function: Any) -> None:  # noqa: ANN401 - a ConcreteFunction
-        self.function = function
-        self.dtypes = [spec.dtype for spec in tf.nest.flatten(function.structured_input_signature)]
+    def __init__(self, model: RasaModel, batch_in: Sequence[Any]) -> None:
+        with _kernels_already_masked(model):
+            traced = tf.function(
+                model.predict_step, input_signature=model._dynamic_signature(batch_in)
+            ).get_concrete_function()
+        self.function = traced
+        self.dtypes = [spec.dtype for spec in tf.nest.flatten(traced.structured_input_signature)]
 
-    def __call__(self, batch_in: Sequence[Any]) -> Any:  # noqa: ANN401
+    def __call__(self, batch_in: Sequence[Any]) -> Any:  # noqa: ANN401 - nested tensors
         tensors = [
             tf.constant(x, dtype=dtype) for x, dtype in zip(batch_in, self.dtypes, strict=True)
         ]
         return self.function._call_flat(tensors, self.function.captured_inputs)
 
 
-_CONCRETE: weakref.WeakKeyDictionary[RasaModel, _ConcretePredict] = weakref.WeakKeyDictionary()
+@contextmanager
+def _kernels_already_masked(model: RasaModel) -> Iterator[None]:
+    """Trace `RandomlyConnectedDense` layers without re-masking their (masked) kernels."""
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, RandomlyConnectedDense) and layer.density < 1.0
+    ]
+    densities = [layer.density for layer in layers]
+    for layer in layers:
+        layer.density = 1.0
+    try:
+        yield
+    finally:
+        for layer, density in zip(layers, densities, strict=True):
+            layer.density = density
+
+
+_DIRECT: weakref.WeakKeyDictionary[RasaModel, _DirectPredict] = weakref.WeakKeyDictionary()
+_NOT_DIRECT: weakref.WeakSet[RasaModel] = weakref.WeakSet()
 
 
 def _rasa_predict_direct(self: RasaModel, batch_in: Sequence[Any]) -> dict[str, Any]:
-    predict = _CONCRETE.get(self)
+    predict = _DIRECT.get(self)
     if predict is None or self._run_eagerly:
-        outputs = _STOCK_PREDICT(self, batch_in)  # traces the graph on the first call
+        outputs = _STOCK_PREDICT(self, batch_in)  # the first call masks the kernels
         if self._tf_predict_step is not None and not self._run_eagerly:
-            _CONCRETE[self] = _ConcretePredict(self._tf_predict_step.get_concrete_function())
+            _trace_direct(self, batch_in)
         return outputs
     self._training = False
     outputs = tf_utils.sync_to_numpy_or_python_type(predict(batch_in))
     if DIAGNOSTIC_DATA in outputs:
         outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
     return outputs
+
+
+def _trace_direct(model: RasaModel, batch_in: Sequence[Any]) -> None:
+    """Once per model. A failure must not reach Rasa: DIETClassifier.load turns any
+    ValueError into an untrained classifier that answers nlu_fallback to everything."""
+    if model in _NOT_DIRECT:
+        return
+    try:
+        _DIRECT[model] = _DirectPredict(model, batch_in)
+    except Exception:  # noqa: BLE001 - tf.function's own path still predicts correctly
+        _NOT_DIRECT.add(model)
+        logger.warning(
+            "could not trace DIET's direct graph; predicting through tf.function", exc_info=True
+        )
+
+
+def predicts_directly(model: RasaModel) -> bool:
+    """Whether `model` predicts through its direct graph (for tests and diagnostics)."""
+    return model in _DIRECT
 
 
 def install_direct_predict() -> None:

@@ -23,6 +23,7 @@ from bot.rasa_patches import (
     install_fast_action_validation,
     install_fast_model_load,
     install_ordered_graph_runs,
+    predicts_directly,
     stock_action_validation,
     stock_graph_runs,
     stock_model_load,
@@ -153,10 +154,16 @@ async def test_fast_model_load_predicts_exactly_what_stock_load_does(model_path)
         )
 
 
+def diet_models(agent: Agent) -> list[Any]:
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()
+    return [node._component.model for node in nodes if hasattr(node._component, "model")]
+
+
 async def test_direct_predict_reads_exactly_what_tf_function_reads(model_path) -> None:  # noqa: ANN001
-    """Calling DIET's traced graph directly gives tf.function's outputs, for any length."""
+    """DIET's graph without re-masking, called directly, gives tf.function's outputs, for any length."""
     install_direct_predict()
     agent = Agent.load(str(model_path))
+    assert diet_models(agent) and all(predicts_directly(model) for model in diet_models(agent))
 
     async def readings() -> list[dict]:
         return [await agent.parse_message(text) for text in [*READ_BY_BOTH, "我" * 1000]]
