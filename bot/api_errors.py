@@ -34,10 +34,14 @@ class ApiError(web.HTTPException):
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body, which must be a JSON object."""
+    """The request body, which must be a JSON object.
+
+    Decoded from the bytes (JSON is UTF-8), not through `request.json()`, whose charset
+    lookup parses the Content-Type header with the email parser: ~4% of a chat turn.
+    """
     try:
-        body = await request.json()
-    except ValueError as exc:
+        body = json.loads(await request.read())
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise ApiError(400, "invalid_json", "请求格式不正确（需要JSON）。") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "请求格式不正确（需要JSON对象）。")

@@ -23,6 +23,12 @@
    readings. (Freezing the weights into constants gained nothing more and cost 550 MB.)
 5. TensorFlow's thread pools are sized for big batches; serving one message at a time is
    faster with one thread each (`use_tf_threads`).
+6. RulePolicy matches its rules against the conversation's states from the latest one
+   back to the very first, although a rule of n states is decided by the last n: past its
+   length every rule counts as applicable. We stop at the longest rule (or when no rule
+   is left). Same keys, ~6% of a turn's CPU less once a conversation has a few turns.
+7. `Domain.is_empty()`, asked on every parsed message, builds an empty Domain and
+   serialises both domains to compare them; the empty one's dict is built once instead.
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ from jsonschema import ValidationError
 from jsonschema.validators import validator_for
 from keras.utils import tf_utils
 from rasa.core.actions.action import RemoteAction
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.constants import DIAGNOSTIC_DATA, DOCS_BASE_URL
+from rasa.shared.core.domain import Domain, State
 from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
 from rasa.utils.tensorflow.layers import RandomlyConnectedDense
 from rasa.utils.tensorflow.models import RasaModel
@@ -286,6 +294,56 @@ def use_tf_threads(threads: int) -> None:
             )
 
 
+_STOCK_POSSIBLE_KEYS = RulePolicy._get_possible_keys
+
+
+def possible_keys_within_longest_rule(
+    self: RulePolicy, lookup: dict[str, str], states: list[State]
+) -> set[str]:
+    possible_keys = set(lookup)
+    horizon = _longest_rule(self, lookup)
+    for i, state in enumerate(reversed(states)):
+        if i >= horizon or not possible_keys:
+            break
+        possible_keys = {key for key in possible_keys if self._is_rule_applicable(key, i, state)}
+    return possible_keys
+
+
+def _longest_rule(policy: RulePolicy, lookup: dict[str, str]) -> int:
+    """States in the longest rule of `lookup` (a policy's lookups are fixed once trained)."""
+    horizons = policy.__dict__.setdefault("_alarmbot_horizons", {})
+    cached = horizons.get(id(lookup))
+    if cached is None or cached[0] is not lookup or cached[1] != len(lookup):
+        length = max((len(policy._rule_key_to_state(key)) for key in lookup), default=0)
+        cached = horizons[id(lookup)] = (lookup, len(lookup), length)
+    return cached[2]
+
+
+def install_bounded_rule_matching() -> None:
+    """Idempotent; for every RulePolicy predicting in this process."""
+    RulePolicy._get_possible_keys = possible_keys_within_longest_rule
+
+
+def stock_possible_keys(
+    policy: RulePolicy, lookup: dict[str, str], states: list[State]
+) -> set[str]:
+    """Rasa's own matching, for the comparison test."""
+    return _STOCK_POSSIBLE_KEYS(policy, lookup, states)
+
+
+_STOCK_IS_EMPTY = Domain.is_empty
+_EMPTY_DOMAIN = Domain.empty().as_dict()
+
+
+def _is_empty(self: Domain) -> bool:
+    return self.as_dict() == _EMPTY_DOMAIN
+
+
+def install_cheap_domain_checks() -> None:
+    """Idempotent."""
+    Domain.is_empty = _is_empty
+
+
 def install_all(tf_threads: int = 1) -> None:
     """Everything above, for a process that serves (not one that trains)."""
     use_tf_threads(tf_threads)
@@ -293,3 +351,5 @@ def install_all(tf_threads: int = 1) -> None:
     install_fast_model_load()
     install_ordered_graph_runs()
     install_direct_predict()
+    install_bounded_rule_matching()
+    install_cheap_domain_checks()

@@ -73,6 +73,7 @@ async def test_greeting_knows_a_registered_citizen(live_server) -> None:  # noqa
     [
         ("this is not json", 400, "invalid_json"),
         ("[1, 2, 3]", 400, "invalid_json"),
+        ('{"sender": "gbk", "text": "你好"}'.encode("gbk"), 400, "invalid_json"),
         (json.dumps({"text": "你好"}), 400, "invalid_sender"),
         (json.dumps({"sender": "", "text": "你好"}), 400, "invalid_sender"),
         (json.dumps({"sender": "a b<script>", "text": "你好"}), 400, "invalid_sender"),
@@ -88,7 +89,7 @@ async def test_greeting_knows_a_registered_citizen(live_server) -> None:  # noqa
     ],
 )
 async def test_bad_bodies_get_a_clear_json_error(
-    live_server_url: str, body: str, status: int, code: str
+    live_server_url: str, body: str | bytes, status: int, code: str
 ) -> None:
     got_status, reply = await post_chat(live_server_url, body, raw=True)
     assert (got_status, reply["error"]) == (status, code)

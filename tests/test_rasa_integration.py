@@ -222,3 +222,34 @@ async def test_ordered_graph_runs_give_what_dask_gives(model_path) -> None:  # n
     assert len(names) == len(set(names))
     for position, (_, needs) in enumerate(plan):
         assert all(n not in names[position:] for n in needs)
+
+
+def test_bounded_rule_matching_finds_the_keys_stock_finds(model_path) -> None:  # noqa: ANN001
+    """At every turn of every conversation test and rule, with text or intent featurised."""
+    from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RulePolicy
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    from bot.rasa_patches import possible_keys_within_longest_rule, stock_possible_keys
+    from bot.settings import PROJECT_DIR
+
+    agent = Agent.load(str(model_path))
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()
+    (policy,) = [n._component for n in nodes if isinstance(n._component, RulePolicy)]
+    stories = TrainingDataImporter.load_from_dict(
+        domain_path=str(PROJECT_DIR / "domain.yml"),
+        training_data_paths=[str(PROJECT_DIR / "data" / "tests"), str(PROJECT_DIR / "data")],
+    ).get_stories()
+    trackers = TrainingDataGenerator(stories, agent.domain, augmentation_factor=0).generate()
+    compared = 0
+    for tracker in trackers:
+        for prior, _ in tracker.generate_all_prior_trackers():
+            for use_text in (False, True):
+                states = policy._prediction_states(
+                    prior, agent.domain, use_text, rule_only_data=policy._get_rule_only_data()
+                )
+                for lookup in (policy.lookup[RULES], policy.lookup[RULES_FOR_LOOP_UNHAPPY_PATH]):
+                    bounded = possible_keys_within_longest_rule(policy, lookup, states)
+                    assert bounded == stock_possible_keys(policy, lookup, states)
+                    compared += 1
+    assert len(trackers) > 50 and compared > 1000
