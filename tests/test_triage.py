@@ -478,6 +478,10 @@ def test_a_parcel_gone_stays_with_the_courier() -> None:
         ("奶奶在菜场门口被人扯掉了金耳环", model(("mediation_medical", 0.6)), "robbery"),
         ("有辆面包车停了三天 晚上有人出来绕着楼转", model(("civic_property", 0.7)), "tip"),
         ("地铁口有人说自己是警察 要查身份证和手机", model(("mediation_medical", 0.5)), "fraud"),
+        # A break-in, valuables gone from a hospital drawer, a small child found alone.
+        ("仓库门被人撬开了 里面的电缆全没了", model(("civic_construction_noise", 0.87)), "theft"),
+        ("妈妈住院时放在床头的戒指不见了", model(("mediation_medical", 0.7)), "theft"),
+        ("在商场门口捡到一个小孩 他说找不到爸妈", model(("civic_other", 0.8)), "missing_person"),
     ],
 )
 def test_police_signals_win_over_a_confident_civic_or_mediation_reading(
@@ -532,6 +536,20 @@ def test_look_alikes_of_police_signals_stay_where_they_are(
         ("血拼了一下午 回家发现小票重复扣钱", model(("civic_consumer", 0.7)), CIVIC),
         ("邻居装了个摄像头对着我家门 说是防小偷的", model(("mediation_neighbor", 0.99)), MEDIATION),
         ("商家不肯退款 我气得说不出话", model(("civic_consumer", 0.9)), CIVIC),
+        # A fire feared is a hazard, not a fire; cigarettes, a lost job, a plea for advice;
+        # a business owner who cannot be reached is not a missing person.
+        ("地下室电线乱拉 真怕哪天着火 物业也不管", model(("civic_property", 0.8)), CIVIC),
+        (
+            "the guy next door smokes on the stairs every night",
+            model(("mediation_neighbor", 0.8)),
+            MEDIATION,
+        ),
+        (
+            "I got fired and my boss won't pay my last salary, can you help me",
+            model(("civic_other", 0.8)),
+            CIVIC,
+        ),
+        ("健身房老板联系不上了 卡里还有三千", model(("civic_consumer", 0.8)), CIVIC),
     ],
 )
 def test_harmless_look_alikes_are_neither_police_nor_emergencies(
@@ -666,6 +684,13 @@ def test_welfare_checks_lifts_water_snatching_and_loans_are_police(
         ("家里被翻乱了 里屋还有动静 我不敢进去", model(("police_theft", 0.8))),
         ("my husband is hitting me, I locked myself in the bathroom", model(("police_tip", 0.5))),
         ("a drunk man keeps banging on our door", model(("police_public_order", 0.7))),
+        # Someone still at it, screaming next door, a person who cannot move, a fall into a
+        # well, a ticking package.
+        ("停车场有人在撬车门 那人还没走", model(("police_theft", 0.8))),
+        ("隔壁又在砸东西 女的一直在尖叫", model(("police_domestic_violence", 0.7))),
+        ("被电动车撞了 腿动不了 躺在路边", model(("police_traffic", 0.8))),
+        ("工人掉进井里了 拉不上来", model(("civic_other", 0.6))),
+        ("楼道里有个没人要的包 里面有滴答声", model(("police_tip", 0.5))),
     ],
 )
 def test_a_police_matter_still_going_on_is_phoned_in_now(text: str, reading: ModelReading) -> None:
