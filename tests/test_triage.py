@@ -482,6 +482,13 @@ def test_a_parcel_gone_stays_with_the_courier() -> None:
         ("仓库门被人撬开了 里面的电缆全没了", model(("civic_construction_noise", 0.87)), "theft"),
         ("妈妈住院时放在床头的戒指不见了", model(("mediation_medical", 0.7)), "theft"),
         ("在商场门口捡到一个小孩 他说找不到爸妈", model(("civic_other", 0.8)), "missing_person"),
+        # Chat screenshots to be sent to a husband; a tooth knocked out by an elbow.
+        (
+            "前女友说我不给钱就把聊天记录发到我老婆手机上",
+            model(("mediation_romance", 0.9)),
+            "threat",
+        ),
+        ("踢球时被人一肘子打掉一颗牙 对方说是正常对抗", model(("civic_other", 0.5)), "assault"),
     ],
 )
 def test_police_signals_win_over_a_confident_civic_or_mediation_reading(
