@@ -29,6 +29,10 @@
    is left). Same keys, ~6% of a turn's CPU less once a conversation has a few turns.
 7. `Domain.is_empty()`, asked on every parsed message, builds an empty Domain and
    serialises both domains to compare them; the empty one's dict is built once instead.
+8. Every tracker copy (several per turn: Rasa replays the conversation to featurise it)
+   copies each of the domain's 34 slots with `copy.copy`, which goes through
+   `__reduce_ex__`. `Slot.__copy__` does the same shallow copy directly (66 -> 31 µs per
+   tracker copy).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from rasa.engine.exceptions import GraphRunError
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.constants import DIAGNOSTIC_DATA, DOCS_BASE_URL
 from rasa.shared.core.domain import Domain, State
+from rasa.shared.core.slots import Slot
 from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
 from rasa.utils.tensorflow.layers import RandomlyConnectedDense
 from rasa.utils.tensorflow.models import RasaModel
@@ -344,6 +349,18 @@ def install_cheap_domain_checks() -> None:
     Domain.is_empty = _is_empty
 
 
+def shallow_copy_slot(slot: Slot) -> Slot:
+    """What `copy.copy` makes of a Slot (a new object sharing the attribute values)."""
+    copied = object.__new__(type(slot))
+    copied.__dict__.update(slot.__dict__)
+    return copied
+
+
+def install_fast_slot_copies() -> None:
+    """Idempotent; for every Slot (none defines __slots__, __reduce__ or __getstate__)."""
+    Slot.__copy__ = shallow_copy_slot
+
+
 def install_all(tf_threads: int = 1) -> None:
     """Everything above, for a process that serves (not one that trains)."""
     use_tf_threads(tf_threads)
@@ -353,3 +370,4 @@ def install_all(tf_threads: int = 1) -> None:
     install_direct_predict()
     install_bounded_rule_matching()
     install_cheap_domain_checks()
+    install_fast_slot_copies()

@@ -253,3 +253,30 @@ def test_bounded_rule_matching_finds_the_keys_stock_finds(model_path) -> None:  
                     assert bounded == stock_possible_keys(policy, lookup, states)
                     compared += 1
     assert len(trackers) > 50 and compared > 1000
+
+
+def test_fast_slot_copies_are_what_copy_copy_makes() -> None:
+    """For every slot type in our domain, with a value set or not."""
+    import copy
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.slots import Slot
+
+    from bot.rasa_patches import shallow_copy_slot
+    from bot.settings import PROJECT_DIR
+
+    slots = Domain.load(str(PROJECT_DIR / "domain.yml")).slots
+    assert len({type(slot) for slot in slots}) > 2
+    installed = Slot.__dict__.get("__copy__")
+    if installed is not None:
+        del Slot.__copy__  # copy.copy's own way, as Rasa ships
+    try:
+        for slot in slots:
+            for value in (None, slot.value):
+                slot.value = value
+                stock, fast = copy.copy(slot), shallow_copy_slot(slot)
+                assert type(fast) is type(stock) and fast is not slot
+                assert vars(fast) == vars(stock)
+    finally:
+        if installed is not None:
+            Slot.__copy__ = installed
