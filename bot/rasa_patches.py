@@ -305,6 +305,7 @@ _STOCK_POSSIBLE_KEYS = RulePolicy._get_possible_keys
 def possible_keys_within_longest_rule(
     self: RulePolicy, lookup: dict[str, str], states: list[State]
 ) -> set[str]:
+    """RulePolicy._get_possible_keys, stopping at the longest rule: the same keys."""
     possible_keys = set(lookup)
     horizon = _longest_rule(self, lookup)
     for i, state in enumerate(reversed(states)):
@@ -336,7 +337,6 @@ def stock_possible_keys(
     return _STOCK_POSSIBLE_KEYS(policy, lookup, states)
 
 
-_STOCK_IS_EMPTY = Domain.is_empty
 _EMPTY_DOMAIN = Domain.empty().as_dict()
 
 
