@@ -480,15 +480,7 @@ def triage(
         route, category = POLICE, proposal.category
     elif police_signal and not is_hearsay:
         route = POLICE
-        category = (
-            "theft"
-            if taken
-            else keywords.category
-            if keywords is not None and keywords.route == POLICE
-            else "threat"
-            if threat
-            else "other"
-        )
+        category = _signal_category(taken, keywords, threat)
         reasons.append("警情信号：" + "、".join(police_signal[:3]))
     elif proposal is not None:
         route, category = proposal.route, proposal.category
@@ -619,6 +611,19 @@ def _police_category(
     if keywords is not None and keywords.route == POLICE:
         return keywords.category
     return policy.aggression_override["default"]
+
+
+def _signal_category(
+    taken: Sequence[str], keywords: _Proposal | None, threat: Sequence[str]
+) -> str:
+    """The police category a police signal alone implies: no model or violence said police."""
+    if taken:
+        return "theft"
+    if keywords is not None and keywords.route == POLICE:
+        return keywords.category
+    if threat:
+        return "threat"
+    return "other"
 
 
 def _urgency(

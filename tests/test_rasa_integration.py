@@ -154,9 +154,13 @@ async def test_fast_model_load_predicts_exactly_what_stock_load_does(model_path)
         )
 
 
+def graph_components(agent: Agent) -> list[Any]:
+    """The components (DIET, RulePolicy, …) of the agent's loaded graph."""
+    return [node._component for node in agent.processor.graph_runner._instantiated_nodes.values()]
+
+
 def diet_models(agent: Agent) -> list[Any]:
-    nodes = agent.processor.graph_runner._instantiated_nodes.values()
-    return [node._component.model for node in nodes if hasattr(node._component, "model")]
+    return [component.model for component in graph_components(agent) if hasattr(component, "model")]
 
 
 async def test_direct_predict_reads_exactly_what_tf_function_reads(model_path) -> None:  # noqa: ANN001
@@ -234,8 +238,7 @@ def test_bounded_rule_matching_finds_the_keys_stock_finds(model_path) -> None:  
     from bot.settings import PROJECT_DIR
 
     agent = Agent.load(str(model_path))
-    nodes = agent.processor.graph_runner._instantiated_nodes.values()
-    (policy,) = [n._component for n in nodes if isinstance(n._component, RulePolicy)]
+    (policy,) = [c for c in graph_components(agent) if isinstance(c, RulePolicy)]
     stories = TrainingDataImporter.load_from_dict(
         domain_path=str(PROJECT_DIR / "domain.yml"),
         training_data_paths=[str(PROJECT_DIR / "data" / "tests"), str(PROJECT_DIR / "data")],
