@@ -103,6 +103,43 @@ class CueList:
         return counted, negated
 
 
+@dataclass(frozen=True)
+class CuePair:
+    """Two kinds of cue within `window` characters of each other, either order, unless the
+    text names one of the `unless` words anywhere (then the pair means something else)."""
+
+    first: CueList = CueList(None)
+    second: CueList = CueList(None)
+    window: int = 12
+    unless: CueList = CueList(None)
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any], first: str, second: str) -> CuePair:
+        return cls(
+            CueList.of(spec.get(first) or ()),
+            CueList.of(spec.get(second) or ()),
+            int(spec.get("window", 12)),
+            CueList.of(spec.get("unless") or ()),
+        )
+
+    def find(self, text: str) -> list[str]:
+        """Each pair found, as "first…second"."""
+        first, second = self.first.pattern, self.second.pattern
+        found: list[str] = []
+        if first is None or second is None:
+            return found
+        if self.unless.pattern is not None and self.unless.pattern.search(text):
+            return found
+        for thing in first.finditer(text):
+            lo = max(0, thing.start() - self.window)
+            near = text[lo : thing.end() + self.window]
+            for act in second.finditer(near):
+                cue = f"{thing.group()}…{act.group()}"
+                if cue not in found:
+                    found.append(cue)
+        return found
+
+
 # "<the courier side> 把 … <parcel> 拿走": they did it (快递员把快递拿回去了).
 _BY_THEM = re.compile("■[^■]{0,4}[把将]")
 
@@ -134,11 +171,11 @@ class TriagePolicy:
     wielding: re.Pattern[str] | None = None
     wielding_window: int = 4
     injury_is_the_dispute: frozenset[str] = frozenset()
+    dispute_symptoms: frozenset[str] = frozenset()
     danger_categories: Mapping[str, CueList] = field(default_factory=dict)
     keyword_category_below: float = 0.0
-    exposure_private: CueList = CueList(None)
-    exposure_publish: CueList = CueList(None)
-    exposure_window: int = 12
+    exposure: CuePair = CuePair()
+    decay: CuePair = CuePair()
     gone_words: CueList = CueList(None)
     gone_things: CueList = CueList(None)
     gone_kind: Mapping[str, str] = field(default_factory=dict)
@@ -158,7 +195,6 @@ class TriagePolicy:
     def from_dict(cls, data: Mapping[str, Any]) -> TriagePolicy:
         cues = data["cues"]
         negation_words = sorted(data["negation_words"], key=len, reverse=True)
-        exposure = data.get("exposure") or {}
         gone = data.get("gone") or {}
         taken = data.get("taken") or {}
         # What was gone, by kind: a thing is a theft, a document is lost property, a
@@ -196,14 +232,14 @@ class TriagePolicy:
             wielding=CueList.of(data.get("tools", {}).get("wielded_by") or ()).pattern,
             wielding_window=int(data.get("tools", {}).get("window", 4)),
             injury_is_the_dispute=frozenset(data.get("injury_is_the_dispute") or ()),
+            dispute_symptoms=frozenset(data.get("dispute_symptoms") or ()),
             keyword_category_below=float(data["thresholds"].get("keyword_category_below", 0.0)),
             danger_categories={
                 category: CueList.of(words)
                 for category, words in (data.get("danger_categories") or {}).items()
             },
-            exposure_private=CueList.of(exposure.get("private") or ()),
-            exposure_publish=CueList.of(exposure.get("publish") or ()),
-            exposure_window=int(exposure.get("window", 12)),
+            exposure=CuePair.of(data.get("exposure") or {}, "private", "publish"),
+            decay=CuePair.of(data.get("decay") or {}, "smells", "signs"),
             gone_words=CueList.of(gone.get("words") or ()),
             gone_things=CueList.of(gone_kind),
             gone_kind=gone_kind,
@@ -238,20 +274,13 @@ class TriagePolicy:
 
     def exposure_threats(self, text: str) -> list[str]:
         """Threats to put someone's private images or details where others see them
-        (要把你洗澡的视频发到网上, 把她住址挂到群里): a private thing and a publishing
-        phrase within `exposure_window` characters of each other, either order."""
-        private, publish = self.exposure_private.pattern, self.exposure_publish.pattern
-        found: list[str] = []
-        if private is None or publish is None:
-            return found
-        for thing in private.finditer(text):
-            lo = max(0, thing.start() - self.exposure_window)
-            near = text[lo : thing.end() + self.exposure_window]
-            for act in publish.finditer(near):
-                cue = f"{thing.group()}…{act.group()}"
-                if cue not in found:
-                    found.append(cue)
-        return found
+        (要把你洗澡的视频发到网上, 把她住址挂到群里)."""
+        return self.exposure.find(text)
+
+    def decay_signs(self, text: str) -> list[str]:
+        """A rotting smell with a sign that someone or something lies dead inside (门里有臭味
+        好几天没见人, 车停了三个月 车里很臭 苍蝇围着); not rubbish, drains or rivers."""
+        return self.decay.find(text)
 
     def what_is_gone(self, text: str) -> set[str]:
         """The kinds of thing said to be gone (手机不见了 → thing, 孩子不见了 → person): for
@@ -408,9 +437,12 @@ def triage(
     if exposure:
         reasons.append("扬言公开隐私：" + "、".join(exposure[:2]))
         threat += [cue for cue in exposure if cue not in threat]
+    decay = policy.decay_signs(cue_text)
+    if decay:
+        reasons.append("疑似有人或动物死亡：" + "、".join(decay[:2]))
     police_signal, _ = policy.cues(policy.police_signal, cue_text)
     taken = policy.parcels_taken(cue_text)
-    police_signal += taken
+    police_signal += taken + decay
     ongoing, _ = policy.cues(policy.ongoing, cue_text)
     happening, _ = policy.cues(policy.happening_now, cue_text)
     past, _ = policy.cues(policy.past, cue_text)
@@ -449,7 +481,17 @@ def triage(
     elif keywords is not None:
         reasons.append(f"关键词判断：{policy.label(keywords.route, keywords.category)}")
 
-    if injuries and _injury_is_the_dispute(model, policy) and not (aggression or threat or weapons):
+    harm_is_the_dispute = _injury_is_the_dispute(model, policy) and not (
+        aggression or threat or weapons
+    )
+    symptoms = [cue for cue in danger if cue in policy.dispute_symptoms]
+    if symptoms and harm_is_the_dispute and not (ongoing or happening):
+        reasons.append(
+            f"症状（{'、'.join(symptoms[:2])}）是{policy.label(model.route, model.category)}"
+            "本身的争议，且已过去"
+        )
+        danger = [cue for cue in danger if cue not in symptoms]
+    if injuries and harm_is_the_dispute:
         reasons.append(
             f"伤情（{'、'.join(dict.fromkeys(injuries[:2]))}）是"
             f"{policy.label(model.route, model.category)}本身的争议，未见暴力"

@@ -778,3 +778,64 @@ def test_a_threat_made_with_a_weapon_in_hand_is_an_emergency() -> None:
 def test_a_snatch_is_a_robbery() -> None:
     decision = triage("路边有人骑电瓶车把我手里的包拽走了", reading=model(("police_theft", 0.6)))
     assert (decision.route, decision.category) == (POLICE, "robbery")
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        # A smell and a sign that someone or something lies dead inside: police.
+        ("对面那户独居的老伯好几天没见了 门口一股臭味", model(("civic_environment", 0.9)), POLICE),
+        (
+            "地库里一辆车半年没动过 最近车里发臭 苍蝇很多",
+            model(("civic_environment", 0.85)),
+            POLICE,
+        ),
+        # Rubbish, drains and rivers smell and draw flies: still the civic hotline.
+        ("垃圾房三天没清运 臭得要命 苍蝇乱飞", model(("civic_environment", 0.9)), CIVIC),
+        ("小河浜又黑又臭 好几天没见有人来捞垃圾", model(("civic_environment", 0.9)), CIVIC),
+    ],
+)
+def test_a_rotting_smell_with_signs_of_death_is_police(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == route
+    assert any("疑似有人或动物死亡" in r for r in decision.reasons) == (route == POLICE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["楼下一只猫掉进窨井里 喵了一晚上", "邻居家小孩掉进河里了", "狗掉到下水道里了 我们弄不上来"],
+)
+def test_a_fall_into_a_manhole_or_water_is_a_rescue(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_neighbor", 0.9)))
+    assert (decision.route, decision.category) == (POLICE, "fire_rescue")
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        ("气得我要杀人了 楼上天天半夜拖椅子", model(("mediation_neighbor", 0.9)), MEDIATION),
+        ("气死我了 工地早上五点就打桩", model(("civic_construction_noise", 0.9)), CIVIC),
+        ("流浪狗不咬人的 就是到处拉屎", model(("civic_environment", 0.9)), CIVIC),
+        ("小区门口的护栏被车撞歪了一个礼拜没人修", model(("civic_other", 0.9)), CIVIC),
+        # Someone else in a killing rage is danger, whoever says it.
+        ("隔壁老王气得要杀人 在楼道里喊", model(("mediation_neighbor", 0.9)), POLICE),
+        ("我妈被车撞倒了", model(("civic_other", 0.6)), POLICE),
+    ],
+)
+def test_venting_and_damaged_things_are_not_danger(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    assert triage(text, reading=reading).route == route
+
+
+def test_symptoms_a_medical_dispute_is_about_are_not_an_emergency() -> None:
+    past = "孩子打完针那天晚上抽搐了 医院说和打针无关 我们不服"
+    decision = triage(past, reading=model(("mediation_medical", 0.95)))
+    assert (decision.route, decision.category) == (MEDIATION, "medical")
+    assert any("本身的争议" in r for r in decision.reasons)
+    now = "孩子打完针现在正在抽搐 医生不管"
+    assert triage(now, reading=model(("mediation_medical", 0.95))).route == POLICE
+    unsure = "孩子打完针那天晚上抽搐了 医院说和打针无关"
+    assert triage(unsure, reading=model(("mediation_medical", 0.4))).route == POLICE
