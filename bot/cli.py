@@ -227,7 +227,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     model = Scores("model + rules", cases, asyncio.run(decide_all()))
     baseline = Scores("keywords only", cases, [keyword_decision(c.text) for c in cases])
-    report = write_report(model, baseline, Path(args.out))
+    report = write_report(model, baseline, Path(args.out), args.set)
     print(summary(model))
     print(summary(baseline))
     print(f"报告：{report}")

@@ -21,6 +21,7 @@ class Case:
     category: str
     aggression: bool | None = None
     call_110_now: bool | None = None
+    source: str = ""
 
 
 @dataclass
@@ -76,6 +77,7 @@ def load_cases(paths: Iterable[Path]) -> list[Case]:
                         category=str(raw["category"]),
                         aggression=raw.get("aggression"),
                         call_110_now=raw.get("call_110_now"),
+                        source=path.name,
                     )
                 )
             except (ValueError, KeyError) as exc:
@@ -127,7 +129,13 @@ def _confusion_png(
     plt.close(fig)
 
 
-def write_report(model: Scores, baseline: Scores, out_dir: Path) -> Path:
+SET_DESCRIPTIONS = {
+    "heldout": ("held-out set", "never used in training"),
+    "dev": ("development sets", "used to tune the rules, never used in training"),
+}
+
+
+def write_report(model: Scores, baseline: Scores, out_dir: Path, set_name: str = "heldout") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     truths_route = [c.route for c in model.cases]
     truths_cat = [_full(c) for c in model.cases]
@@ -145,9 +153,10 @@ def write_report(model: Scores, baseline: Scores, out_dir: Path) -> Path:
         out_dir / "triage_category_model.png",
     )
     lines = [
-        "# Triage evaluation (held-out set)",
+        f"# Triage evaluation ({SET_DESCRIPTIONS[set_name][0]})",
         "",
-        f"{len(model.cases)} cases from tests/data/heldout_*.jsonl, never used in training.",
+        f"{len(model.cases)} cases from tests/data/{set_name}_*.jsonl, "
+        f"{SET_DESCRIPTIONS[set_name][1]}.",
         "",
         "| | model + rules | keywords only |",
         "|---|---|---|",
@@ -159,6 +168,12 @@ def write_report(model: Scores, baseline: Scores, out_dir: Path) -> Path:
         f"{_pct(baseline.call_now_precision)} |",
         "",
         "Targets: route ≥95%, zero police cases routed elsewhere, category ≥85%.",
+        "",
+        "## Per file (model + rules)",
+        "",
+        "| file | cases | route | category | police sent elsewhere | call-110-now recall |",
+        "|---|---|---|---|---|---|",
+        *_per_file_rows(model),
         "",
         "![route, model](triage_route_model.png) ![route, keywords](triage_route_keywords.png)",
         "",
@@ -190,6 +205,26 @@ def write_report(model: Scores, baseline: Scores, out_dir: Path) -> Path:
     path = out_dir / "triage.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _per_file_rows(scores: Scores) -> list[str]:
+    """One table row per source file: the sets were written by different hands, and a
+    figure over all of them hides the one set a change made worse."""
+    rows = []
+    sources = dict.fromkeys(case.source for case in scores.cases)
+    for source in sources:
+        picked = [i for i, case in enumerate(scores.cases) if case.source == source]
+        part = Scores(
+            source,
+            [scores.cases[i] for i in picked],
+            [scores.decisions[i] for i in picked],
+        )
+        rows.append(
+            f"| {source} | {len(picked)} | {part.route_accuracy:.1%} | "
+            f"{part.category_accuracy:.1%} | {len(part.police_missed)} | "
+            f"{_pct(part.call_now_recall)} |"
+        )
+    return rows
 
 
 def _pct(value: float | None) -> str:

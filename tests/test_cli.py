@@ -156,3 +156,26 @@ def test_outbox_list_and_retry_a_dead_handoff(env: dict[str, str]) -> None:
     again = run(["outbox", "retry", str(item_id)], env)
     assert again.returncode == 1 and "不是失败" in again.stderr
     assert "pending：1" in run(["outbox", "list"], env).stdout
+
+
+@pytest.mark.parametrize("which", ["heldout", "dev"])
+def test_eval_writes_the_report_and_sends_no_police_case_elsewhere(
+    env: dict[str, str], tmp_path: Path, which: str
+) -> None:
+    """The acceptance targets, held by the trained model on every labelled set we have: a
+    data or policy change that sends one police case elsewhere fails here."""
+    out = tmp_path / "reports"
+    result = run(["eval", "--set", which, "--out", str(out)], env)
+    assert result.returncode == 0, result.stderr
+    report = (out / "triage.md").read_text(encoding="utf-8")
+    for chart in ("triage_route_model", "triage_route_keywords", "triage_category_model"):
+        assert (out / f"{chart}.png").read_bytes().startswith(b"\x89PNG")
+    assert "| file | cases |" in report and "## Every misroute" in report
+    model_line = next(line for line in result.stdout.splitlines() if line.startswith("model"))
+    assert "police sent elsewhere 0," in model_line, model_line
+    keywords_line = next(line for line in result.stdout.splitlines() if line.startswith("keyw"))
+    assert "police sent elsewhere" in keywords_line
+    if which == "heldout":
+        route = float(model_line.split("route ")[1].split("%")[0])
+        category = float(model_line.split("category ")[1].split("%")[0])
+        assert route >= 95.0 and category >= 85.0, model_line
