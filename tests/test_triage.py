@@ -839,3 +839,26 @@ def test_symptoms_a_medical_dispute_is_about_are_not_an_emergency() -> None:
     assert triage(now, reading=model(("mediation_medical", 0.95))).route == POLICE
     unsure = "孩子打完针那天晚上抽搐了 医院说和打针无关"
     assert triage(unsure, reading=model(("mediation_medical", 0.4))).route == POLICE
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("银行卡里八千块刚被转走了 是个假客服", model(("police_fraud", 0.95))),
+        ("自称检察院的让我去宾馆开个房间配合调查 不能告诉家里人", model(("police_fraud", 0.9))),
+        ("投资平台说交了保证金才能提现 客服还在催我 我要不要交", model(("police_fraud", 0.9))),
+        ("撞了我的电瓶车 那辆车要开走了", model(("police_traffic", 0.9))),
+        ("店门口有个醉汉砸东西 赶也赶不走", model(("police_public_order", 0.9))),
+        ("高架上有辆车在逆行", model(("police_traffic", 0.8))),
+    ],
+)
+def test_a_fraud_still_working_on_its_victim_or_an_offender_leaving_is_phoned_in_now(
+    text: str, reading: ModelReading
+) -> None:
+    assert triage(text, reading=reading).call_110_now
+
+
+def test_refusing_the_quick_claim_route_is_not_an_emergency() -> None:
+    text = "两车刮了一下 没人受伤 对方不肯走快处快赔 在路边跟我吵"
+    decision = triage(text, reading=model(("police_traffic", 0.9)))
+    assert decision.route == POLICE and not decision.call_110_now
