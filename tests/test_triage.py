@@ -862,3 +862,20 @@ def test_refusing_the_quick_claim_route_is_not_an_emergency() -> None:
     text = "两车刮了一下 没人受伤 对方不肯走快处快赔 在路边跟我吵"
     decision = triage(text, reading=model(("police_traffic", 0.9)))
     assert decision.route == POLICE and not decision.call_110_now
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("我哥在群里说没人管他 他就从楼上跳下去", "self_harm"),
+        ("车库里盘着一条好大的蛇 小孩在旁边玩", "fire_rescue"),
+    ],
+)
+def test_a_jump_threatened_or_a_snake_among_people_is_police(text: str, category: str) -> None:
+    decision = triage(text, reading=model(("mediation_family", 0.7)))
+    assert (decision.route, decision.category) == (POLICE, category)
+
+
+def test_snakes_in_words_only_are_not_cues() -> None:
+    decision = triage("快递用蛇皮袋装的 破了个洞", reading=model(("civic_courier", 0.9)))
+    assert decision.route == CIVIC
