@@ -186,6 +186,10 @@ class TriagePolicy:
     taken_words: CueList = CueList(None)
     taken_not_by: CueList = CueList(None)
     taken_window: int = 12
+    unreachable_words: CueList = CueList(None)
+    unreachable_businesses: CueList = CueList(None)
+    unreachable_window: int = 8
+    gone_people: CueList = CueList(None)
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_POLICY) -> TriagePolicy:
@@ -197,6 +201,7 @@ class TriagePolicy:
         negation_words = sorted(data["negation_words"], key=len, reverse=True)
         gone = data.get("gone") or {}
         taken = data.get("taken") or {}
+        unreachable = data.get("unreachable") or {}
         # What was gone, by kind: a thing is a theft, a document is lost property, a
         # person is a missing person, a parcel is the courier's business.
         gone_kind = {
@@ -248,6 +253,13 @@ class TriagePolicy:
             taken_words=CueList.of(taken.get("words") or ()),
             taken_not_by=CueList.of(taken.get("not_by") or ()),
             taken_window=int(taken.get("window", 12)),
+            unreachable_words=CueList.of(unreachable.get("words") or ()),
+            unreachable_businesses=CueList.of(unreachable.get("businesses") or ()),
+            unreachable_window=int(unreachable.get("window", 8)),
+            # 人 alone is no one in particular (房东人在国外).
+            gone_people=CueList.of(
+                word for word in (gone.get("kinds") or {}).get("person") or () if word != "人"
+            ),
         )
 
     def route_of(self, intent: str) -> tuple[str, str] | None:
@@ -267,10 +279,35 @@ class TriagePolicy:
 
     def blank_not_cues(self, text: str) -> str:
         """The text with harmless look-alikes (打桩, 偷偷, 打不着火) blanked out, same length,
-        so that no cue matches inside them."""
-        if self.not_cues is None:
+        so that no cue matches inside them; and 'cannot be reached' said of a business."""
+        if self.not_cues is not None:
+            text = self.not_cues.sub(lambda m: "□" * len(m.group()), text)
+        return self.blank_unreachable_businesses(text)
+
+    def blank_unreachable_businesses(self, text: str) -> str:
+        """'Cannot be reached' said of a landlord, a shop or a gym owner who ran off (房东在国外
+        联系不上, 健身房老板跑路了 找不到人) is a consumer or civic matter, not a missing
+        person: the business named nearest before the word (within `unreachable_window`
+        characters, no person named in between), or right after it (联系不上房东), unless
+        a person is named right after it (公司里联系不上我妈)."""
+        words, businesses = self.unreachable_words.pattern, self.unreachable_businesses.pattern
+        if words is None or businesses is None:
             return text
-        return self.not_cues.sub(lambda m: "□" * len(m.group()), text)
+        people = self.gone_people.pattern
+        spans = []
+        for word in words.finditer(text):
+            before = text[max(0, word.start() - self.unreachable_window) : word.start()]
+            named = [(m.end(), "business") for m in businesses.finditer(before)]
+            if people is not None:
+                named += [(m.end(), "person") for m in people.finditer(before)]
+            after = text[word.end() : word.end() + 4]
+            if people is not None and people.search(after):
+                continue  # 联系不上我妈: the person said after it is the one missing
+            if (named and max(named)[1] == "business") or businesses.match(after):
+                spans.append(word.span())
+        for start, end in spans:
+            text = text[:start] + "□" * (end - start) + text[end:]
+        return text
 
     def exposure_threats(self, text: str) -> list[str]:
         """Threats to put someone's private images or details where others see them

@@ -879,3 +879,24 @@ def test_a_jump_threatened_or_a_snake_among_people_is_police(text: str, category
 def test_snakes_in_words_only_are_not_cues() -> None:
     decision = triage("快递用蛇皮袋装的 破了个洞", reading=model(("civic_courier", 0.9)))
     assert decision.route == CIVIC
+
+
+@pytest.mark.parametrize(
+    ("text", "route"),
+    [
+        ("房东人在国外 一直联系不上 押金也不退", CIVIC),
+        ("装修队收了定金 包工头现在电话打不通", CIVIC),
+        ("我们一直联系不上房东 楼上漏水没人管", CIVIC),
+        # A person named after or between keeps it a missing person.
+        ("我在公司上班 一直联系不上我妈", POLICE),
+        ("老板说我老公今天没来上班 现在联系不上", POLICE),
+    ],
+)
+def test_a_business_that_cannot_be_reached_is_not_a_missing_person(text: str, route: str) -> None:
+    assert triage(text, reading=model(("civic_consumer", 0.8))).route == route
+
+
+def test_phoning_many_times_is_not_a_blow() -> None:
+    text = "工地天天五点开工 打了好几次电话都没用"
+    decision = triage(text, reading=model(("civic_construction_noise", 0.9)))
+    assert decision.route == CIVIC and not decision.aggression
