@@ -140,6 +140,15 @@ class CuePair:
         return found
 
 
+@dataclass(frozen=True)
+class SignalPair:
+    """A CuePair that, found, is a police signal of one category, told with a reason."""
+
+    cues: CuePair
+    category: str
+    reason: str
+
+
 # "<the courier side> 把 … <parcel> 拿走": they did it (快递员把快递拿回去了).
 _BY_THEM = re.compile("■[^■]{0,4}[把将]")
 
@@ -175,7 +184,7 @@ class TriagePolicy:
     danger_categories: Mapping[str, CueList] = field(default_factory=dict)
     keyword_category_below: float = 0.0
     exposure: CuePair = CuePair()
-    decay: CuePair = CuePair()
+    signal_pairs: Mapping[str, SignalPair] = field(default_factory=dict)
     gone_words: CueList = CueList(None)
     gone_things: CueList = CueList(None)
     gone_kind: Mapping[str, str] = field(default_factory=dict)
@@ -244,7 +253,12 @@ class TriagePolicy:
                 for category, words in (data.get("danger_categories") or {}).items()
             },
             exposure=CuePair.of(data.get("exposure") or {}, "private", "publish"),
-            decay=CuePair.of(data.get("decay") or {}, "smells", "signs"),
+            signal_pairs={
+                name: SignalPair(
+                    CuePair.of(spec, "first", "second"), str(spec["category"]), str(spec["reason"])
+                )
+                for name, spec in (data.get("signal_pairs") or {}).items()
+            },
             gone_words=CueList.of(gone.get("words") or ()),
             gone_things=CueList.of(gone_kind),
             gone_kind=gone_kind,
@@ -314,10 +328,15 @@ class TriagePolicy:
         (要把你洗澡的视频发到网上, 把她住址挂到群里)."""
         return self.exposure.find(text)
 
-    def decay_signs(self, text: str) -> list[str]:
-        """A rotting smell with a sign that someone or something lies dead inside (门里有臭味
-        好几天没见人, 车停了三个月 车里很臭 苍蝇围着); not rubbish, drains or rivers."""
-        return self.decay.find(text)
+    def paired_signals(self, text: str) -> list[tuple[SignalPair, list[str]]]:
+        """Police signals that take two cues near each other (a rotting smell and flies, a job
+        and a fee paid up front), each with the cues found."""
+        found = []
+        for pair in self.signal_pairs.values():
+            cues = pair.cues.find(text)
+            if cues:
+                found.append((pair, cues))
+        return found
 
     def what_is_gone(self, text: str) -> set[str]:
         """The kinds of thing said to be gone (手机不见了 → thing, 孩子不见了 → person): for
@@ -474,12 +493,12 @@ def triage(
     if exposure:
         reasons.append("扬言公开隐私：" + "、".join(exposure[:2]))
         threat += [cue for cue in exposure if cue not in threat]
-    decay = policy.decay_signs(cue_text)
-    if decay:
-        reasons.append("疑似有人或动物死亡：" + "、".join(decay[:2]))
+    paired = policy.paired_signals(cue_text)
+    for pair, cues in paired:
+        reasons.append(f"{pair.reason}：" + "、".join(cues[:2]))
     police_signal, _ = policy.cues(policy.police_signal, cue_text)
     taken = policy.parcels_taken(cue_text)
-    police_signal += taken + decay
+    police_signal += taken + [cue for _, cues in paired for cue in cues]
     ongoing, _ = policy.cues(policy.ongoing, cue_text)
     happening, _ = policy.cues(policy.happening_now, cue_text)
     past, _ = policy.cues(policy.past, cue_text)
@@ -559,7 +578,7 @@ def triage(
         route, category = POLICE, proposal.category
     elif police_signal and not is_hearsay:
         route = POLICE
-        category = _signal_category(taken, keywords, threat)
+        category = _signal_category(taken, paired, keywords, threat)
         reasons.append("警情信号：" + "、".join(police_signal[:3]))
     elif proposal is not None:
         route, category = proposal.route, proposal.category
@@ -693,11 +712,16 @@ def _police_category(
 
 
 def _signal_category(
-    taken: Sequence[str], keywords: _Proposal | None, threat: Sequence[str]
+    taken: Sequence[str],
+    paired: Sequence[tuple[SignalPair, list[str]]],
+    keywords: _Proposal | None,
+    threat: Sequence[str],
 ) -> str:
     """The police category a police signal alone implies: no model or violence said police."""
     if taken:
         return "theft"
+    if paired:
+        return paired[0][0].category
     if keywords is not None and keywords.route == POLICE:
         return keywords.category
     if threat:

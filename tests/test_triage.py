@@ -801,6 +801,8 @@ def test_a_rotting_smell_with_signs_of_death_is_police(
     decision = triage(text, reading=reading)
     assert decision.route == route
     assert any("疑似有人或动物死亡" in r for r in decision.reasons) == (route == POLICE)
+    if route == POLICE:
+        assert decision.category == "other"
 
 
 @pytest.mark.parametrize(
@@ -900,3 +902,43 @@ def test_phoning_many_times_is_not_a_blow() -> None:
     text = "工地天天五点开工 打了好几次电话都没用"
     decision = triage(text, reading=model(("civic_construction_noise", 0.9)))
     assert decision.route == CIVIC and not decision.aggression
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        ("网上应聘客服 对方说入职前要先交八百培训费", model(("civic_consumer", 0.7)), "fraud"),
+        ("在闲鱼上付了两千定金 卖家就把我拉黑了", model(("civic_consumer", 0.8)), "fraud"),
+        (
+            "paid the agent a deposit for the flat, now he blocked me",
+            model(("civic_other", 0.8)),
+            "fraud",
+        ),
+        ("邻居家的猫卡在小区的排水管里 叫了一天了", model(("civic_property", 0.9)), "fire_rescue"),
+        ("昨晚车棚里三辆电瓶车被烧掉了", model(("civic_property", 0.8)), "fire_rescue"),
+        ("一群人拉横幅堵大门 车都出不去", model(("civic_property", 0.7)), "public_order"),
+        ("有个人在快递柜前面试别人的取件码", model(("civic_courier", 0.8)), "tip"),
+    ],
+)
+def test_police_signals_made_of_two_cues_or_told_plainly(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        # Money between partners is a romance dispute, even when one blocks the other.
+        ("给前男友转了五万 分手后他把我拉黑了", model(("mediation_romance", 0.8)), MEDIATION),
+        # A training course that wants fees is a consumer matter without a job in it.
+        ("孩子的钢琴培训班要先交一年的学费", model(("civic_consumer", 0.8)), CIVIC),
+        # The courier's parcel stuck in transit is not a person trapped.
+        ("快递卡在转运中心一个礼拜了", model(("civic_courier", 0.9)), CIVIC),
+    ],
+)
+def test_paired_signal_look_alikes_stay_where_they_are(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    assert triage(text, reading=reading).route == route
