@@ -942,3 +942,20 @@ def test_paired_signal_look_alikes_stay_where_they_are(
     text: str, reading: ModelReading, route: str
 ) -> None:
     assert triage(text, reading=reading).route == route
+
+
+def test_an_impostor_the_named_company_never_sent_is_fraud() -> None:
+    text = "昨天有人说是自来水公司的 上门换了个滤芯收了四百 打电话去问 自来水公司说根本没派人"
+    decision = triage(text, reading=model(("civic_utilities", 0.95)))
+    assert (decision.route, decision.category) == (POLICE, "fraud")
+    plain = "物业说是开发商的问题 开发商说找物业"
+    assert triage(plain, reading=model(("civic_property", 0.9))).route == CIVIC
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["跟对门为了停车差点打起来 后来物业来了 现在不说话", "楼上天天半夜跺脚 我想杀人的心都有了"],
+)
+def test_a_fight_that_nearly_happened_or_a_killing_mood_is_not_violence(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_neighbor", 0.9)))
+    assert decision.route == MEDIATION and not decision.aggression
