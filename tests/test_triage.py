@@ -959,3 +959,11 @@ def test_an_impostor_the_named_company_never_sent_is_fraud() -> None:
 def test_a_fight_that_nearly_happened_or_a_killing_mood_is_not_violence(text: str) -> None:
     decision = triage(text, reading=model(("mediation_neighbor", 0.9)))
     assert decision.route == MEDIATION and not decision.aggression
+
+
+def test_a_dark_junction_is_for_traffic_police_a_flashing_light_is_a_repair() -> None:
+    dark = "十字路口的红绿灯全灭了 车和电瓶车抢着过 刚才差点撞上"
+    decision = triage(dark, reading=model(("civic_other", 0.9)))
+    assert (decision.route, decision.category) == (POLICE, "traffic")
+    flashing = "路口的红绿灯坏了三天了 一直闪黄灯"
+    assert triage(flashing, reading=model(("civic_other", 0.9))).route == CIVIC
