@@ -612,8 +612,9 @@ def triage(
             corrected = "theft" if "theft" in gone else min(gone & set(policy.labels[POLICE]))
             reasons.append(f"不见的是东西不是人：按{policy.label(POLICE, corrected)}处理")
             category = corrected
-    if route == POLICE and category == "missing_person":
-        # Someone who went missing yesterday is still missing today, until found.
+    if route == POLICE and category in ("missing_person", "self_harm"):
+        # Someone who went missing yesterday is still missing today, until found; someone
+        # who said goodbye last night (之前有抑郁症, 昨天说再见了) is at risk until found safe.
         found, _ = policy.cues(policy.found, cue_text)
         past_only = bool(found)
         if found:

@@ -967,3 +967,28 @@ def test_a_dark_junction_is_for_traffic_police_a_flashing_light_is_a_repair() ->
     assert (decision.route, decision.category) == (POLICE, "traffic")
     flashing = "路口的红绿灯坏了三天了 一直闪黄灯"
     assert triage(flashing, reading=model(("civic_other", 0.9))).route == CIVIC
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("我爸把自己关在车库里 车没熄火 门缝里有汽车尾气的味道", model(("mediation_family", 0.4))),
+        ("我妈这几天把存折都交给我了 说以后家里就靠你了", model(("mediation_family", 0.5))),
+        ("撞了我就跑 一辆白色面包车 往北开了", model(("police_traffic", 0.95))),
+        ("手机刚被偷 小偷应该还在车厢里", model(("police_theft", 0.95))),
+        ("贷款平台说交了解冻金就放款 交了两次 今天又让我交五千", model(("police_fraud", 0.95))),
+        ("高架上一辆货车侧翻了 货掉了一地", model(("police_traffic", 0.6))),
+    ],
+)
+def test_preparations_for_self_harm_and_offenders_getting_away_are_phoned_in_now(
+    text: str, reading: ModelReading
+) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == POLICE and decision.call_110_now
+
+
+def test_someone_at_risk_is_at_risk_until_found_whatever_happened_before() -> None:
+    text = "她之前有抑郁症 昨晚发朋友圈说再见了 现在联系不上"
+    assert triage(text, reading=model(("police_self_harm", 0.9))).call_110_now
+    safe = "她之前有抑郁症 昨晚发朋友圈说再见了 今天已经找到了 人没事了"
+    assert not triage(safe, reading=model(("police_self_harm", 0.9))).call_110_now
