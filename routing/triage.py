@@ -162,6 +162,7 @@ class TriagePolicy:
     min_model_confidence: float
     police_pull: float
     min_route_confidence: float
+    signal_confidence: float
     negation: re.Pattern[str]
     negation_gap: int
     danger: CueList
@@ -226,6 +227,7 @@ class TriagePolicy:
             min_model_confidence=float(data["thresholds"]["min_model_confidence"]),
             police_pull=float(data["thresholds"]["police_pull"]),
             min_route_confidence=float(data["thresholds"]["min_route_confidence"]),
+            signal_confidence=float(data["thresholds"].get("signal_confidence", 0.75)),
             negation=re.compile("|".join(map(re.escape, negation_words))),
             negation_gap=int(data.get("negation_gap", 1)),
             danger=CueList.of(cues["danger"]),
@@ -640,7 +642,7 @@ def triage(
         reasons.append("可能危及人身安全：请能通话时立即拨打110")
 
     urgency = _urgency(route, category, aggressive, call_110_now, bool(ongoing), past_only)
-    confidence = _confidence(route, proposal, danger, violent_signals)
+    confidence = _confidence(route, proposal, danger, violent_signals, police_signal, policy)
     reasons.insert(0, f"去向：{policy.route_labels[route]}·{policy.label(route, category)}")
     return Decision(
         route=route,
@@ -747,11 +749,17 @@ def _confidence(
     proposal: _Proposal | None,
     danger: Sequence[str],
     violent: Sequence[str],
+    signals: Sequence[str],
+    policy: TriagePolicy,
 ) -> float:
-    """How sure the route is (not the category): rule evidence raises it for police."""
+    """How sure the route is (not the category): rule evidence raises it for police. A
+    police signal overriding a confident civic reading is not "4% sure"."""
     base = proposal.confidence if proposal is not None else 0.3
     if route == POLICE and (danger or violent):
         return max(base, 0.9)
+    if route == POLICE and signals:
+        agrees = proposal is not None and proposal.route == POLICE
+        return max(base if agrees else 1.0 - base, policy.signal_confidence)
     if proposal is not None and proposal.route != route:
         return 1.0 - base  # pulled to police against the proposal
     return base

@@ -992,3 +992,9 @@ def test_someone_at_risk_is_at_risk_until_found_whatever_happened_before() -> No
     assert triage(text, reading=model(("police_self_harm", 0.9))).call_110_now
     safe = "她之前有抑郁症 昨晚发朋友圈说再见了 今天已经找到了 人没事了"
     assert not triage(safe, reading=model(("police_self_harm", 0.9))).call_110_now
+
+
+def test_a_police_signal_over_a_confident_civic_reading_is_not_reported_as_unsure() -> None:
+    decision = triage("孩子放学到现在还没回来", reading=model(("civic_other", 0.95)))
+    assert decision.route == POLICE
+    assert decision.confidence >= default_policy().signal_confidence
