@@ -35,3 +35,13 @@ def test_nothing_promises_a_dispatch_that_does_not_happen_yet() -> None:
     for intent in ("police_theft", "civic_courier", "mediation_family"):
         text = " ".join(explain(triage("情况说明", reading=_reading(intent))))
         assert "已派警" not in text and "已转" not in text
+
+
+def test_the_reason_given_is_the_rule_that_decided_not_a_contrary_model_score() -> None:
+    text = "我妈把存折都交给我了 说以后家里就靠你了"
+    messages = explain(triage(text, reading=_reading("police_theft", 0.26)))
+    assert messages[0].startswith("情况危急")
+    assert "轻生自伤" in messages[1] and "盗窃" not in messages[1], messages
+    impostor = "说是燃气公司的 收了六百 燃气公司说根本没派人"
+    reason = explain(triage(impostor, reading=_reading("civic_utilities", 0.96)))[-1]
+    assert "诈骗" in reason and "水电燃气" not in reason, reason
