@@ -998,3 +998,18 @@ def test_a_police_signal_over_a_confident_civic_reading_is_not_reported_as_unsur
     decision = triage("孩子放学到现在还没回来", reading=model(("civic_other", 0.95)))
     assert decision.route == POLICE
     assert decision.confidence >= default_policy().signal_confidence
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("工地围墙倒了 有个人被压在下面", model(("civic_construction_noise", 0.5))),
+        ("孩子被锁在车里了 车在太阳底下晒着", model(("police_theft", 0.6))),
+        ("内环上有辆车逆行", model(("police_public_order", 0.6))),
+        ("刚刚被骗了 对方说是银行的 卡里的钱马上就没了", model(("police_fraud", 0.9))),
+        ("喝了陌生人递过来的酒 现在头很晕", model(("police_public_order", 0.6))),
+    ],
+)
+def test_more_emergencies_from_everyday_reports(text: str, reading: ModelReading) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == POLICE and decision.call_110_now
