@@ -1013,3 +1013,8 @@ def test_a_police_signal_over_a_confident_civic_reading_is_not_reported_as_unsur
 def test_more_emergencies_from_everyday_reports(text: str, reading: ModelReading) -> None:
     decision = triage(text, reading=reading)
     assert decision.route == POLICE and decision.call_110_now
+
+
+def test_an_overdose_is_an_emergency_however_the_person_feels() -> None:
+    text = "我刚才吞了安眠药 现在好多了 不想去医院"
+    assert triage(text, reading=model(("police_self_harm", 0.9))).call_110_now
