@@ -1018,3 +1018,8 @@ def test_more_emergencies_from_everyday_reports(text: str, reading: ModelReading
 def test_an_overdose_is_an_emergency_however_the_person_feels() -> None:
     text = "我刚才吞了安眠药 现在好多了 不想去医院"
     assert triage(text, reading=model(("police_self_harm", 0.9))).call_110_now
+
+
+def test_trying_phone_numbers_one_by_one_is_not_trying_other_peoples_codes() -> None:
+    text = "物业的电话一个一个试 都打不通 电梯坏了三天"
+    assert triage(text, reading=model(("civic_property", 0.9))).route == CIVIC
