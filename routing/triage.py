@@ -212,6 +212,7 @@ class TriagePolicy:
         gone = data.get("gone") or {}
         taken = data.get("taken") or {}
         unreachable = data.get("unreachable") or {}
+        danger_categories = data.get("danger_categories") or {}
         # What was gone, by kind: a thing is a theft, a document is lost property, a
         # person is a missing person, a parcel is the courier's business.
         gone_kind = {
@@ -230,7 +231,10 @@ class TriagePolicy:
             signal_confidence=float(data["thresholds"].get("signal_confidence", 0.75)),
             negation=re.compile("|".join(map(re.escape, negation_words))),
             negation_gap=int(data.get("negation_gap", 1)),
-            danger=CueList.of(cues["danger"]),
+            # A cue that names its emergency is a danger cue too: each is written once.
+            danger=CueList.of(
+                [*cues["danger"], *(w for ws in danger_categories.values() for w in ws)]
+            ),
             aggression=CueList.of(cues["aggression"]),
             injury=CueList.of(cues["injury"]),
             threat=CueList.of(cues["threat"]),
@@ -251,8 +255,7 @@ class TriagePolicy:
             dispute_symptoms=frozenset(data.get("dispute_symptoms") or ()),
             keyword_category_below=float(data["thresholds"].get("keyword_category_below", 0.0)),
             danger_categories={
-                category: CueList.of(words)
-                for category, words in (data.get("danger_categories") or {}).items()
+                category: CueList.of(words) for category, words in danger_categories.items()
             },
             exposure=CuePair.of(data.get("exposure") or {}, "private", "publish"),
             signal_pairs={
