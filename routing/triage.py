@@ -571,11 +571,11 @@ def triage(
     if danger and not is_hearsay:
         route = POLICE
         named = _danger_category(danger, policy)
-        category = named or _police_category(proposal, keywords, threat, policy)
+        category = named or _police_category(proposal, keywords, threat, policy, paired)
         reasons.append("危险信号：" + "、".join(danger[:4]))
     elif violent_signals and not is_hearsay:
         route = POLICE
-        category = _police_category(proposal, keywords, threat, policy)
+        category = _police_category(proposal, keywords, threat, policy, paired)
         reasons.append("暴力/威胁信号：" + "、".join(dict.fromkeys(violent_signals[:4])))
         if proposal is not None and proposal.route == MEDIATION:
             reasons.append(f"{policy.label(MEDIATION, proposal.category)}涉及暴力或威胁，转为警情")
@@ -702,10 +702,14 @@ def _police_category(
     keywords: _Proposal | None,
     threat: Sequence[str],
     policy: TriagePolicy,
+    paired: Sequence[tuple[SignalPair, list[str]]] = (),
 ) -> str:
-    """The police category when rules force police: the model's if it said police."""
+    """The police category when rules force police: the model's if it said police, else the
+    one a two-cue signal names (a child's head caught in railings is a rescue)."""
     if proposal is not None and proposal.route == POLICE:
         return proposal.category
+    if paired:
+        return paired[0][0].category
     if threat:
         return "threat"
     if proposal is not None and proposal.route == MEDIATION:

@@ -1023,3 +1023,59 @@ def test_an_overdose_is_an_emergency_however_the_person_feels() -> None:
 def test_trying_phone_numbers_one_by_one_is_not_trying_other_peoples_codes() -> None:
     text = "物业的电话一个一个试 都打不通 电梯坏了三天"
     assert triage(text, reading=model(("civic_property", 0.9))).route == CIVIC
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        (
+            "村里有个出租屋 门窗都用黑布封死了 晚上有车来搬东西 有股化学品的味道",
+            model(("civic_environment", 0.8)),
+            "drugs",
+        ),
+        (
+            "大棚里种了一大片很像罂粟的花 外面还盖了黑网",
+            model(("civic_illegal_construction", 0.9)),
+            "drugs",
+        ),
+        (
+            "网上转了2000买演唱会门票 他说还要800手续费才能出票 我没给 然后就把我拉黑了",
+            model(("civic_consumer", 0.8)),
+            "fraud",
+        ),
+        (
+            "小孩头卡在小区铁栏杆里出不来了 在哭",
+            model(("civic_courier", 0.3)),
+            "fire_rescue",
+        ),
+    ],
+)
+def test_a_drug_lab_poppies_a_seller_who_blocks_and_a_trapped_child_are_police(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
+
+
+def test_a_sharp_tongue_and_not_wanting_a_fight_are_no_violence() -> None:
+    tongue = "我婆婆那张嘴简直是杀人不见血 天天挑刺 我老公装聋作哑"
+    assert triage(tongue, reading=model(("mediation_family", 0.9))).route == MEDIATION
+    english = "The bill is three times what they quoted. We don't want a fight, is there mediation?"
+    assert triage(english, reading=model(("mediation_medical", 0.9))).route == MEDIATION
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("顾客在店门口说今晚要来把我店烧了 我一个人看店", model(("police_threat", 0.6))),
+        ("分手以后他每天在我家楼下等 说要弄死我 今天他又在楼下了", model(("police_threat", 0.9))),
+        ("点了短信链接输了验证码 卡里的钱被扣了两笔 还在扣", model(("police_fraud", 0.95))),
+        ("有贼！！翻墙进我家院子了 我在二楼", model(("police_theft", 0.6))),
+        ("保安拦他 他给了我两拳 人在小区里", model(("police_assault", 0.6))),
+    ],
+)
+def test_a_threat_for_tonight_a_stalker_back_and_money_still_leaving_are_phoned_in_now(
+    text: str, reading: ModelReading
+) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == POLICE and decision.call_110_now
