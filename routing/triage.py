@@ -142,11 +142,13 @@ class CuePair:
 
 @dataclass(frozen=True)
 class SignalPair:
-    """A CuePair that, found, is a police signal of one category, told with a reason."""
+    """A CuePair that, found, is a police signal of one category, told with a reason; a
+    `danger` pair (a person who may be lying inside, a body in the river) is an emergency."""
 
     cues: CuePair
     category: str
     reason: str
+    danger: bool = False
 
 
 # "<the courier side> 把 … <parcel> 拿走": they did it (快递员把快递拿回去了).
@@ -260,7 +262,10 @@ class TriagePolicy:
             exposure=CuePair.of(data.get("exposure") or {}, "private", "publish"),
             signal_pairs={
                 name: SignalPair(
-                    CuePair.of(spec, "first", "second"), str(spec["category"]), str(spec["reason"])
+                    CuePair.of(spec, "first", "second"),
+                    str(spec["category"]),
+                    str(spec["reason"]),
+                    bool(spec.get("danger", False)),
                 )
                 for name, spec in (data.get("signal_pairs") or {}).items()
             },
@@ -501,6 +506,8 @@ def triage(
     paired = policy.paired_signals(cue_text)
     for pair, cues in paired:
         reasons.append(f"{pair.reason}：" + "、".join(cues[:2]))
+        if pair.danger:
+            danger += [cue for cue in cues if cue not in danger]
     police_signal, _ = policy.cues(policy.police_signal, cue_text)
     taken = policy.parcels_taken(cue_text)
     police_signal += taken + [cue for _, cues in paired for cue in cues]

@@ -1079,3 +1079,21 @@ def test_a_threat_for_tonight_a_stalker_back_and_money_still_leaving_are_phoned_
 ) -> None:
     decision = triage(text, reading=reading)
     assert decision.route == POLICE and decision.call_110_now
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "楼上邻居家的狗叫了两天了 一直没见人回来 敲门也没人应 我怕主人在里面出事了",
+        "河里漂着一个东西 看起来像是人 在淀浦河这边",
+    ],
+)
+def test_someone_who_may_be_lying_inside_or_in_the_water_is_an_emergency(text: str) -> None:
+    decision = triage(text, reading=model(("mediation_neighbor", 0.77)))
+    assert decision.route == POLICE and decision.call_110_now
+
+
+def test_a_deposit_for_something_that_does_not_exist_is_fraud() -> None:
+    text = "骗子！！二手车交了定金 车根本不存在"
+    decision = triage(text, reading=model(("civic_consumer", 0.87)))
+    assert (decision.route, decision.category) == (POLICE, "fraud")
