@@ -13,33 +13,13 @@ from actions.reporting import FORM, described, reset_report
 from routing.report import clean, language_of
 from routing.triage import CIVIC, MEDIATION, Decision, ModelReading, default_policy, triage
 
-# What decided the route, strongest first: a citizen told "模型判断：盗窃（26%）" after a
-# self-harm warning sign would rightly be confused.
-_DECISIVE = (
-    "危险信号",
-    "暴力/威胁信号",
-    "扬言公开隐私",
-    "警情信号",
-    "把握不足",
-    "模型把握过低",
-    "无法判断",
-)
-
 
 def decisive_reason(decision: Decision) -> str:
-    """The reason that decided the route, for the citizen: a rule before the model's
-    score; a paired signal's own reason (冒充单位人员…) before its bare cues."""
-    reasons = [r for r in decision.reasons[1:] if not r.startswith("可能危及")]
-    pair_reasons = {pair.reason for pair in default_policy().signal_pairs.values()}
-    for prefix in _DECISIVE:
-        if prefix == "警情信号":
-            paired = next((r for r in reasons if r.split("：")[0] in pair_reasons), None)
-            if paired:
-                return paired
-        found = next((r for r in reasons if r.startswith(prefix)), None)
-        if found:
-            return found
-    return reasons[0] if reasons else ""
+    """The reason that decided the route, for the citizen: the rule triage() says decided,
+    else (a decision rebuilt from slots) the first reason after where it goes."""
+    if decision.decided_by:
+        return decision.decided_by
+    return next((r for r in decision.reasons[1:] if not r.startswith("可能危及")), "")
 
 
 def explain(decision: Decision, language: str = "zh") -> list[str]:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from routing.triage import POLICE, Decision, triage
+from routing.triage import POLICE, Decision, default_policy, triage
 
 DEFAULT_FILE = Path(__file__).with_name("report.yml")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -518,13 +518,11 @@ def escalate(
     reasons = list(current.reasons)
     if route != POLICE and violent:
         route = POLICE
+        override = default_policy().aggression_override
         category = (
             later.category
             if later.route == POLICE and later.category != "other"
-            else {
-                "family": "domestic_violence",
-                "romance": "domestic_violence",
-            }.get(category, "assault")
+            else override.get(category, override["default"])
         )
         reasons.append("补充情况涉及暴力或威胁，转为110警情")
     call_now = current.call_110_now or (route == POLICE and later.call_110_now)

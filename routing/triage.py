@@ -67,6 +67,9 @@ class Decision:
     confidence: float
     call_110_now: bool
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    # The one reason that decided the route (a rule before the model's score), told to the
+    # citizen; empty for a decision rebuilt from stored slots.
+    decided_by: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -537,7 +540,8 @@ def triage(
         if cue not in danger + aggression + injury_cues
     ]
     if negated:
-        reasons.append("已排除：" + "、".join(f"没有{cue}" for cue in negated[:3]))
+        exclusions = [f"没{cue}" if cue.startswith("有") else f"没有{cue}" for cue in negated]
+        reasons.append("已排除：" + "、".join(list(dict.fromkeys(exclusions))[:3]))
 
     model = _model_proposal(reading, policy)
     keywords = keyword_proposal(text, policy)
@@ -548,6 +552,7 @@ def triage(
         )
     elif keywords is not None:
         reasons.append(f"关键词判断：{policy.label(keywords.route, keywords.category)}")
+    proposal_reason = reasons[-1] if proposal is not None else ""
 
     harm_is_the_dispute = _injury_is_the_dispute(model, policy) and not (
         aggression or threat or weapons
@@ -575,23 +580,34 @@ def triage(
         reasons.append("转述或媒体内容（" + "、".join(hearsay) + "），未按紧急处理")
     past_only = bool(past) and not ongoing
 
+    # A pair found is told by its own reason (冒充单位人员…), not by its bare cues.
+    pair_reason = next((r for r in reasons if r.split("：")[0] in _pair_reasons(paired)), "")
+    # The model's (or keywords') word decides unless a rule below does; a dispute stays with
+    # its mediator because the violence it mentions was ruled out (没动手).
+    ruled_out = next((r for r in reasons if r.startswith("已排除")), "")
+    decided_by = ruled_out or proposal_reason
+    danger_pair = any(pair.danger for pair, _ in paired)
     if danger and not is_hearsay:
         route = POLICE
         named = _danger_category(danger, policy)
         category = named or _police_category(proposal, keywords, threat, policy, paired)
         reasons.append("危险信号：" + "、".join(danger[:4]))
+        decided_by = pair_reason if danger_pair and pair_reason else reasons[-1]
     elif violent_signals and not is_hearsay:
         route = POLICE
         category = _police_category(proposal, keywords, threat, policy, paired)
         reasons.append("暴力/威胁信号：" + "、".join(dict.fromkeys(violent_signals[:4])))
+        decided_by = reasons[-1]
         if proposal is not None and proposal.route == MEDIATION:
             reasons.append(f"{policy.label(MEDIATION, proposal.category)}涉及暴力或威胁，转为警情")
     elif proposal is not None and proposal.route == POLICE:
         route, category = POLICE, proposal.category
+        decided_by = pair_reason or proposal_reason
     elif police_signal and not is_hearsay:
         route = POLICE
         category = _signal_category(taken, paired, keywords, threat)
         reasons.append("警情信号：" + "、".join(police_signal[:3]))
+        decided_by = pair_reason or reasons[-1]
     elif proposal is not None:
         route, category = proposal.route, proposal.category
         mass, likeliest = _police_mass(reading, policy)
@@ -601,14 +617,17 @@ def triage(
             route = POLICE
             category = likeliest or (keywords.category if police_words else "other")
             reasons.append(f"把握不足（{proposal.confidence:.0%}），可能是警情，按110处理")
+            decided_by = reasons[-1]
         elif proposal.confidence < policy.min_route_confidence and not (
             keywords is not None and keywords.route == proposal.route
         ):
             route, category = POLICE, (likeliest if mass >= policy.police_pull else None) or "other"
             reasons.append(f"模型把握过低（{proposal.confidence:.0%}），按110处理，由接警员核实")
+            decided_by = reasons[-1]
     else:
         route, category = POLICE, "other"
         reasons.append("无法判断类别，按110警情处理，由接警员核实")
+        decided_by = reasons[-1]
 
     if route == POLICE and model is not None and model.route == POLICE:
         corrected = _keyword_category(cue_text, category, model, keywords, policy)
@@ -662,6 +681,7 @@ def triage(
         confidence=round(confidence, 3),
         call_110_now=call_110_now,
         reasons=tuple(reasons),
+        decided_by=decided_by,
     )
 
 
@@ -726,6 +746,10 @@ def _police_category(
     if keywords is not None and keywords.route == POLICE:
         return keywords.category
     return policy.aggression_override["default"]
+
+
+def _pair_reasons(paired: Sequence[tuple[SignalPair, list[str]]]) -> set[str]:
+    return {pair.reason for pair, _ in paired}
 
 
 def _signal_category(

@@ -45,3 +45,19 @@ def test_the_reason_given_is_the_rule_that_decided_not_a_contrary_model_score() 
     impostor = "说是燃气公司的 收了六百 燃气公司说根本没派人"
     reason = explain(triage(impostor, reading=_reading("civic_utilities", 0.96)))[-1]
     assert "诈骗" in reason and "水电燃气" not in reason, reason
+
+
+def test_a_rescue_pair_is_told_by_its_own_reason_and_a_ruled_out_fight_keeps_the_mediator() -> None:
+    text = "楼上邻居家的狗叫了两天了 一直没见人回来 敲门也没人应"
+    decision = triage(text, reading=_reading("mediation_neighbor", 0.77))
+    assert decision.decided_by.startswith("多日未见人且敲门无人应")
+    quarrel = "跟对门为了放婴儿车的事吵了一架 没动手 想找人调解"
+    decision = triage(quarrel, reading=_reading("mediation_neighbor", 0.9))
+    assert decision.route == "mediation" and decision.decided_by == "已排除：没有动手"
+
+
+def test_a_ruled_out_injury_reads_as_plain_chinese_once() -> None:
+    decision = triage(
+        "没有人受伤 就是店门被撬了 没有人受伤", reading=_reading("police_theft", 0.99)
+    )
+    assert "已排除：没有人受伤" in decision.reasons
