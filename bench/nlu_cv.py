@@ -44,7 +44,7 @@ def _folds(examples: list, k: int, seed: int) -> list[list]:
 def _config(epochs: int | None, scratch: Path) -> Path:
     config = yaml.safe_load((PROJECT_DIR / "config.yml").read_text(encoding="utf-8"))
     for component in config["pipeline"]:
-        if component["name"] == "JiebaTokenizer":
+        if component["name"].endswith("JiebaTokenizer"):
             component["dictionary_path"] = str(PROJECT_DIR / component["dictionary_path"])
         if component["name"] == "DIETClassifier" and epochs:
             component["epochs"] = epochs

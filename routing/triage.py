@@ -415,11 +415,14 @@ class _Proposal:
     source: str  # "model" or "keywords"
 
 
-def keyword_proposal(text: str, policy: TriagePolicy) -> _Proposal | None:
-    """The keyword-only reading: most matched cue words wins, police first on ties."""
+def keyword_proposal(text: str, policy: TriagePolicy, route: str | None = None) -> _Proposal | None:
+    """The keyword-only reading: most matched cue words wins, police first on ties; only
+    `route`'s categories when given (which police category a police signal is)."""
     text = policy.blank_not_cues(text)
     best: tuple[int, int, str] | None = None
     for order, (intent, cue_list) in enumerate(policy.keywords.items()):
+        if route is not None and (policy.route_of(intent) or ("",))[0] != route:
+            continue
         hits, _ = policy.cues(cue_list, text)
         if hits and (best is None or len(hits) > best[0]):
             best = (len(hits), order, intent)
@@ -605,7 +608,7 @@ def triage(
         decided_by = pair_reason or proposal_reason
     elif police_signal and not is_hearsay:
         route = POLICE
-        category = _signal_category(taken, paired, keywords, threat)
+        category = _signal_category(taken, paired, keyword_proposal(text, policy, POLICE), threat)
         reasons.append("警情信号：" + "、".join(police_signal[:3]))
         decided_by = pair_reason or reasons[-1]
     elif proposal is not None:

@@ -427,3 +427,32 @@ def test_component_adds_entities_to_message(tmp_path) -> None:
     only_phone = ChineseRuleEntityExtractor({"dimensions": ["phone"]})
     (phone_message,) = only_phone.process([Message(data={"text": message.get("text")})])
     assert [e["entity"] for e in phone_message.get("entities")] == ["phone"]
+
+
+def test_the_tokenizer_reads_typed_and_training_text_alike(tmp_path: Any) -> None:
+    """Half-width '!!!', full-width '！！！' and Traditional script give the same tokens, at
+    offsets into the text as sent (train/serve skew swayed the model: 外婆走丢了!!!! → threat)."""
+    from rasa.engine.graph import ExecutionContext, GraphSchema
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.nlu.training_data.message import Message
+
+    from nlu.components import FoldingJiebaTokenizer
+
+    tokenizer = FoldingJiebaTokenizer.create(
+        {**FoldingJiebaTokenizer.get_default_config(), "dictionary_path": "nlu/dictionaries"},
+        LocalModelStorage(tmp_path),
+        Resource("tokenizer"),
+        ExecutionContext(GraphSchema({})),
+    )
+
+    def tokens(text: str) -> list[tuple[str, int]]:
+        return [(t.text, t.start) for t in tokenizer.tokenize(Message(data={"text": text}), "text")]
+
+    assert tokens("外婆走丢了!!!") == tokens("外婆走丢了！！！")
+    assert [t for t, _ in tokens("錢包被偷了")] == [t for t, _ in tokens("钱包被偷了")]
+    sent = "ＡＢＣ小區 門口"
+    assert tokens(sent)[0] == ("ABC", 0)
+    for word, start in tokens(sent):
+        assert fold_for_matching(sent)[start : start + len(word)] == word
+    assert tokens("") == []

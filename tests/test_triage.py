@@ -1097,3 +1097,35 @@ def test_a_deposit_for_something_that_does_not_exist_is_fraud() -> None:
     text = "骗子！！二手车交了定金 车根本不存在"
     decision = triage(text, reading=model(("civic_consumer", 0.87)))
     assert (decision.route, decision.category) == (POLICE, "fraud")
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        (
+            "借给朋友五万块一直不还 我去他家要 他喊了三四个人把我堵在楼道里不让我下楼",
+            model(("mediation_romance", 0.91)),
+            "threat",
+        ),
+        ("快递站 有 个 包裹 破 了 漏 出来 很 多 小 袋 白 粉", model(("civic_courier", 0.64)), "drugs"),
+        ("楼下车棚里的电瓶车电瓶昨天夜里被人拆走了", model(("civic_property", 0.83)), "theft"),
+        (
+            "There's a man at our playground every afternoon taking photos of the kids.",
+            model(("civic_property", 0.62)),
+            "tip",
+        ),
+    ],
+)
+def test_held_in_stripped_spilled_powder_and_photos_of_children_are_police(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    from nlu.text import normalise
+
+    decision = triage(normalise(text), reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
+
+
+def test_a_threat_to_post_old_videos_is_a_threat() -> None:
+    text = "分手的时候他要我还钱 我不还 他现在说要把我们以前的视频发到网上"
+    decision = triage(text, reading=model(("mediation_romance", 0.74)))
+    assert (decision.route, decision.category) == (POLICE, "threat")
