@@ -1107,7 +1107,11 @@ def test_a_deposit_for_something_that_does_not_exist_is_fraud() -> None:
             model(("mediation_romance", 0.91)),
             "threat",
         ),
-        ("快递站 有 个 包裹 破 了 漏 出来 很 多 小 袋 白 粉", model(("civic_courier", 0.64)), "drugs"),
+        (
+            "快递站 有 个 包裹 破 了 漏 出来 很 多 小 袋 白 粉",
+            model(("civic_courier", 0.64)),
+            "drugs",
+        ),
         ("楼下车棚里的电瓶车电瓶昨天夜里被人拆走了", model(("civic_property", 0.83)), "theft"),
         (
             "There's a man at our playground every afternoon taking photos of the kids.",
