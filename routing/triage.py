@@ -190,6 +190,7 @@ class TriagePolicy:
     danger_categories: Mapping[str, CueList] = field(default_factory=dict)
     keyword_category_below: float = 0.0
     exposure: CuePair = CuePair()
+    getting_away: CuePair = CuePair()
     signal_pairs: Mapping[str, SignalPair] = field(default_factory=dict)
     gone_words: CueList = CueList(None)
     gone_things: CueList = CueList(None)
@@ -263,6 +264,7 @@ class TriagePolicy:
                 category: CueList.of(words) for category, words in danger_categories.items()
             },
             exposure=CuePair.of(data.get("exposure") or {}, "private", "publish"),
+            getting_away=CuePair.of(data.get("getting_away") or {}, "toward", "gone"),
             signal_pairs={
                 name: SignalPair(
                     CuePair.of(spec, "first", "second"),
@@ -519,6 +521,7 @@ def triage(
     police_signal += taken + [cue for _, cues in paired for cue in cues]
     ongoing, _ = policy.cues(policy.ongoing, cue_text)
     happening, _ = policy.cues(policy.happening_now, cue_text)
+    happening += policy.getting_away.find(cue_text)
     past, _ = policy.cues(policy.past, cue_text)
     hearsay, _ = policy.cues(policy.hearsay, cue_text)
     weapons = [

@@ -1133,3 +1133,49 @@ def test_a_threat_to_post_old_videos_is_a_threat() -> None:
     text = "分手的时候他要我还钱 我不还 他现在说要把我们以前的视频发到网上"
     decision = triage(text, reading=model(("mediation_romance", 0.74)))
     assert (decision.route, decision.category) == (POLICE, "threat")
+
+
+def test_a_landlord_who_will_have_legs_broken_and_a_scrapyard_buying_manhole_covers_are_police() -> (
+    None
+):
+    legs = "房东说我不搬就找人来卸了我的腿 押金也不退"
+    decision = triage(legs, reading=model(("civic_other", 0.49)))
+    assert (decision.route, decision.category) == (POLICE, "threat")
+    scrap = "附近一个废品站晚上在收井盖和电缆铜线 肯定有问题"
+    assert triage(scrap, reading=model(("civic_other", 0.83))).route == POLICE
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "route"),
+    [
+        (
+            "凌晨两点了旁边工地还在打装 咚咚咚 整栋楼都在震",
+            model(("civic_construction_noise", 0.7)),
+            CIVIC,
+        ),
+        ("有人把车停在我家车库门口 电话打了没人接 车挪不走", model(("civic_other", 0.7)), CIVIC),
+    ],
+)
+def test_a_mistyped_pile_driver_and_a_phone_call_are_no_fight(
+    text: str, reading: ModelReading, route: str
+) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == route and not decision.call_110_now
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "有个男的在小区里对着女生露下体 刚才往3号楼后面去了",
+        "店里收银台刚被一个小男孩顺走两百块 往江宁路那边跑了",
+    ],
+)
+def test_an_offender_heading_off_just_now_is_phoned_in_now(text: str) -> None:
+    decision = triage(text, reading=model(("police_public_order", 0.6)))
+    assert decision.route == POLICE and decision.call_110_now
+
+
+def test_snatched_from_the_till_is_a_theft_whatever_the_model_guessed() -> None:
+    text = "店里收银台刚被一个小男孩顺走两百块"
+    decision = triage(text, reading=model(("police_drugs", 0.33), ("police_theft", 0.28)))
+    assert decision.category == "theft"
