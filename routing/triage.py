@@ -512,8 +512,11 @@ def triage(
         reasons.append("扬言公开隐私：" + "、".join(exposure[:2]))
         threat += [cue for cue in exposure if cue not in threat]
     paired = policy.paired_signals(cue_text)
+    # A pair found is told by its own reason (冒充单位人员…), not by its bare cues.
+    pair_reason = ""
     for pair, cues in paired:
         reasons.append(f"{pair.reason}：" + "、".join(cues[:2]))
+        pair_reason = pair_reason or reasons[-1]
         if pair.danger:
             danger += [cue for cue in cues if cue not in danger]
     police_signal, _ = policy.cues(policy.police_signal, cue_text)
@@ -586,8 +589,6 @@ def triage(
         reasons.append("转述或媒体内容（" + "、".join(hearsay) + "），未按紧急处理")
     past_only = bool(past) and not ongoing
 
-    # A pair found is told by its own reason (冒充单位人员…), not by its bare cues.
-    pair_reason = next((r for r in reasons if r.split("：")[0] in _pair_reasons(paired)), "")
     # The model's (or keywords') word decides unless a rule below does; a dispute stays with
     # its mediator because the violence it mentions was ruled out (没动手).
     ruled_out = next((r for r in reasons if r.startswith("已排除")), "")
@@ -752,10 +753,6 @@ def _police_category(
     if keywords is not None and keywords.route == POLICE:
         return keywords.category
     return policy.aggression_override["default"]
-
-
-def _pair_reasons(paired: Sequence[tuple[SignalPair, list[str]]]) -> set[str]:
-    return {pair.reason for pair, _ in paired}
 
 
 def _signal_category(
