@@ -1179,3 +1179,27 @@ def test_snatched_from_the_till_is_a_theft_whatever_the_model_guessed() -> None:
     text = "店里收银台刚被一个小男孩顺走两百块"
     decision = triage(text, reading=model(("police_drugs", 0.33), ("police_theft", 0.28)))
     assert decision.category == "theft"
+
+
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("地铁车厢里有个男的手正伸在一个阿姨包里 阿姨没发觉", model(("police_theft", 0.9))),
+        ("房东说要打断我的腿 他说下午就带人过来", model(("police_threat", 0.99))),
+        ("十字路口一辆渣土车把一个骑自行车的学生卷到车底下了", model(("police_traffic", 0.98))),
+        ("工地挖出来一个生锈的东西 看着像手榴弹", model(("police_other", 0.66))),
+        ("外滩人太多了 我们被挤在中间动不了 前面有人摔倒了", model(("police_traffic", 0.7))),
+        ("收到一个信封 里面是一颗子弹 还有一张纸条写着让你小心点", model(("police_threat", 0.97))),
+        ("小区楼下有辆车里的人在吸笑气 车还停在那里", model(("police_drugs", 0.94))),
+    ],
+)
+def test_a_hand_in_a_bag_a_gang_due_this_afternoon_and_a_crowd_crush_are_phoned_in_now(
+    text: str, reading: ModelReading
+) -> None:
+    decision = triage(text, reading=reading)
+    assert decision.route == POLICE and decision.call_110_now
+
+
+def test_kicking_off_the_covers_is_no_violence() -> None:
+    text = "孩子晚上老踹被子 冻感冒了 社区医院开的药没用"
+    assert not triage(text, reading=model(("mediation_medical", 0.9))).aggression
