@@ -25,6 +25,8 @@ URGENCIES = ("immediate", "urgent", "normal", "low")
 DEFAULT_POLICY = Path(__file__).with_name("policy.yml")
 
 # Police categories that are violent by nature, and those that are urgent even when calm.
+# Violence, threats or self-harm (what the 110 hand-off flags as violenceOrThreats and what
+# no mediator takes): not a fire, a gas leak or a person stuck in a lift.
 AGGRESSIVE_CATEGORIES = frozenset(
     {"robbery", "assault", "domestic_violence", "threat", "self_harm"}
 )
@@ -658,7 +660,7 @@ def triage(
         if found:
             past = found
     said_police = proposal is not None and proposal.route == POLICE and route == POLICE
-    aggressive = bool((danger or violent_signals) and not is_hearsay) or (
+    aggressive = bool((violent_signals or _violent_dangers(danger, policy)) and not is_hearsay) or (
         said_police and category in AGGRESSIVE_CATEGORIES
     )
     call_110_now = (
@@ -719,6 +721,11 @@ def _keyword_category(
     if own is not None and policy.cues(own, cue_text)[0]:
         return None
     return keywords.category
+
+
+def _violent_dangers(danger: Sequence[str], policy: TriagePolicy) -> list[str]:
+    """Danger cues that are not the fire brigade's (持刀, 掐脖子, 要跳楼; not 冒烟, 困在电梯)."""
+    return [cue for cue in danger if _danger_category([cue], policy) != "fire_rescue"]
 
 
 def _danger_category(danger: Sequence[str], policy: TriagePolicy) -> str | None:

@@ -1203,3 +1203,28 @@ def test_a_hand_in_a_bag_a_gang_due_this_afternoon_and_a_crowd_crush_are_phoned_
 def test_kicking_off_the_covers_is_no_violence() -> None:
     text = "孩子晚上老踹被子 冻感冒了 社区医院开的药没用"
     assert not triage(text, reading=model(("mediation_medical", 0.9))).aggression
+
+
+@pytest.mark.parametrize(
+    ("text", "aggressive"),
+    [
+        ("对面楼窗口在冒黑烟 好像没人在家", False),
+        ("电梯卡在三楼 里面困着两个人", False),
+        ("邻居拿着刀在楼道里追人", True),
+        ("我朋友说要从楼上跳下去", True),
+    ],
+)
+def test_a_fire_or_a_stuck_lift_is_no_violence_but_a_knife_or_self_harm_is(
+    text: str, aggressive: bool
+) -> None:
+    decision = triage(text, reading=model(("police_fire_rescue", 0.5)))
+    assert decision.route == POLICE and decision.call_110_now
+    assert decision.aggression is aggressive
+
+
+def test_people_stuck_in_a_lift_in_a_power_cut_and_a_fight_that_nearly_happened() -> None:
+    lift = "停电电梯困住了 我们三个人在里面 很热很闷 物业电话打不通"
+    decision = triage(lift, reading=model(("civic_property", 0.8)))
+    assert decision.route == POLICE and decision.call_110_now
+    nearly = "昨天跟隔壁吵得很凶 差一点就动手了 现在冷静下来想找个第三方谈谈"
+    assert triage(nearly, reading=model(("mediation_neighbor", 0.8))).route == MEDIATION
