@@ -515,11 +515,12 @@ def triage(
         threat += [cue for cue in exposure if cue not in threat]
     paired = policy.paired_signals(cue_text)
     # A pair found is told by its own reason (冒充单位人员…), not by its bare cues.
-    pair_reason = ""
+    pair_reason = danger_pair_reason = ""
     for pair, cues in paired:
         reasons.append(f"{pair.reason}：" + "、".join(cues[:2]))
         pair_reason = pair_reason or reasons[-1]
         if pair.danger:
+            danger_pair_reason = danger_pair_reason or reasons[-1]
             danger += [cue for cue in cues if cue not in danger]
     police_signal, _ = policy.cues(policy.police_signal, cue_text)
     taken = policy.parcels_taken(cue_text)
@@ -550,9 +551,11 @@ def triage(
         for cue in danger_negated + aggression_negated + injury_negated
         if cue not in danger + aggression + injury_cues
     ]
+    ruled_out = ""
     if negated:
         exclusions = [f"没{cue}" if cue.startswith("有") else f"没有{cue}" for cue in negated]
-        reasons.append("已排除：" + "、".join(list(dict.fromkeys(exclusions))[:3]))
+        ruled_out = "已排除：" + "、".join(list(dict.fromkeys(exclusions))[:3])
+        reasons.append(ruled_out)
 
     model = _model_proposal(reading, policy)
     keywords = keyword_proposal(text, policy)
@@ -593,15 +596,13 @@ def triage(
 
     # The model's (or keywords') word decides unless a rule below does; a dispute stays with
     # its mediator because the violence it mentions was ruled out (没动手).
-    ruled_out = next((r for r in reasons if r.startswith("已排除")), "")
     decided_by = ruled_out or proposal_reason
-    danger_pair = any(pair.danger for pair, _ in paired)
     if danger and not is_hearsay:
         route = POLICE
         named = _danger_category(danger, policy)
         category = named or _police_category(proposal, keywords, threat, policy, paired)
         reasons.append("危险信号：" + "、".join(danger[:4]))
-        decided_by = pair_reason if danger_pair and pair_reason else reasons[-1]
+        decided_by = danger_pair_reason or reasons[-1]
     elif violent_signals and not is_hearsay:
         route = POLICE
         category = _police_category(proposal, keywords, threat, policy, paired)
