@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nlu.text import normalise
 from routing.triage import (
     CIVIC,
     MEDIATION,
@@ -1025,38 +1026,6 @@ def test_trying_phone_numbers_one_by_one_is_not_trying_other_peoples_codes() -> 
     assert triage(text, reading=model(("civic_property", 0.9))).route == CIVIC
 
 
-@pytest.mark.parametrize(
-    ("text", "reading", "category"),
-    [
-        (
-            "村里有个出租屋 门窗都用黑布封死了 晚上有车来搬东西 有股化学品的味道",
-            model(("civic_environment", 0.8)),
-            "drugs",
-        ),
-        (
-            "大棚里种了一大片很像罂粟的花 外面还盖了黑网",
-            model(("civic_illegal_construction", 0.9)),
-            "drugs",
-        ),
-        (
-            "网上转了2000买演唱会门票 他说还要800手续费才能出票 我没给 然后就把我拉黑了",
-            model(("civic_consumer", 0.8)),
-            "fraud",
-        ),
-        (
-            "小孩头卡在小区铁栏杆里出不来了 在哭",
-            model(("civic_courier", 0.3)),
-            "fire_rescue",
-        ),
-    ],
-)
-def test_a_drug_lab_poppies_a_seller_who_blocks_and_a_trapped_child_are_police(
-    text: str, reading: ModelReading, category: str
-) -> None:
-    decision = triage(text, reading=reading)
-    assert (decision.route, decision.category) == (POLICE, category)
-
-
 def test_a_sharp_tongue_and_not_wanting_a_fight_are_no_violence() -> None:
     tongue = "我婆婆那张嘴简直是杀人不见血 天天挑刺 我老公装聋作哑"
     assert triage(tongue, reading=model(("mediation_family", 0.9))).route == MEDIATION
@@ -1091,48 +1060,6 @@ def test_a_threat_for_tonight_a_stalker_back_and_money_still_leaving_are_phoned_
 def test_someone_who_may_be_lying_inside_or_in_the_water_is_an_emergency(text: str) -> None:
     decision = triage(text, reading=model(("mediation_neighbor", 0.77)))
     assert decision.route == POLICE and decision.call_110_now
-
-
-def test_a_deposit_for_something_that_does_not_exist_is_fraud() -> None:
-    text = "骗子！！二手车交了定金 车根本不存在"
-    decision = triage(text, reading=model(("civic_consumer", 0.87)))
-    assert (decision.route, decision.category) == (POLICE, "fraud")
-
-
-@pytest.mark.parametrize(
-    ("text", "reading", "category"),
-    [
-        (
-            "借给朋友五万块一直不还 我去他家要 他喊了三四个人把我堵在楼道里不让我下楼",
-            model(("mediation_romance", 0.91)),
-            "threat",
-        ),
-        (
-            "快递站 有 个 包裹 破 了 漏 出来 很 多 小 袋 白 粉",
-            model(("civic_courier", 0.64)),
-            "drugs",
-        ),
-        ("楼下车棚里的电瓶车电瓶昨天夜里被人拆走了", model(("civic_property", 0.83)), "theft"),
-        (
-            "There's a man at our playground every afternoon taking photos of the kids.",
-            model(("civic_property", 0.62)),
-            "tip",
-        ),
-    ],
-)
-def test_held_in_stripped_spilled_powder_and_photos_of_children_are_police(
-    text: str, reading: ModelReading, category: str
-) -> None:
-    from nlu.text import normalise
-
-    decision = triage(normalise(text), reading=reading)
-    assert (decision.route, decision.category) == (POLICE, category)
-
-
-def test_a_threat_to_post_old_videos_is_a_threat() -> None:
-    text = "分手的时候他要我还钱 我不还 他现在说要把我们以前的视频发到网上"
-    decision = triage(text, reading=model(("mediation_romance", 0.74)))
-    assert (decision.route, decision.category) == (POLICE, "threat")
 
 
 def test_a_landlord_who_will_have_legs_broken_and_a_scrapyard_buying_manhole_covers_are_police() -> (
@@ -1228,3 +1155,64 @@ def test_people_stuck_in_a_lift_in_a_power_cut_and_a_fight_that_nearly_happened(
     assert decision.route == POLICE and decision.call_110_now
     nearly = "昨天跟隔壁吵得很凶 差一点就动手了 现在冷静下来想找个第三方谈谈"
     assert triage(nearly, reading=model(("mediation_neighbor", 0.8))).route == MEDIATION
+
+
+@pytest.mark.parametrize(
+    ("text", "reading", "category"),
+    [
+        (
+            "村里有个出租屋 门窗都用黑布封死了 晚上有车来搬东西 有股化学品的味道",
+            model(("civic_environment", 0.8)),
+            "drugs",
+        ),
+        (
+            "大棚里种了一大片很像罂粟的花 外面还盖了黑网",
+            model(("civic_illegal_construction", 0.9)),
+            "drugs",
+        ),
+        (
+            "网上转了2000买演唱会门票 他说还要800手续费才能出票 我没给 然后就把我拉黑了",
+            model(("civic_consumer", 0.8)),
+            "fraud",
+        ),
+        (
+            "小孩头卡在小区铁栏杆里出不来了 在哭",
+            model(("civic_courier", 0.3)),
+            "fire_rescue",
+        ),
+        (
+            "骗子！！二手车交了定金 车根本不存在",
+            model(("civic_consumer", 0.87)),
+            "fraud",
+        ),
+        (
+            "分手的时候他要我还钱 我不还 他现在说要把我们以前的视频发到网上",
+            model(("mediation_romance", 0.74)),
+            "threat",
+        ),
+        (
+            "借给朋友五万块一直不还 我去他家要 他喊了三四个人把我堵在楼道里不让我下楼",
+            model(("mediation_romance", 0.91)),
+            "threat",
+        ),
+        (
+            "快递站 有 个 包裹 破 了 漏 出来 很 多 小 袋 白 粉",
+            model(("civic_courier", 0.64)),
+            "drugs",
+        ),
+        ("楼下车棚里的电瓶车电瓶昨天夜里被人拆走了", model(("civic_property", 0.83)), "theft"),
+        (
+            "There's a man at our playground every afternoon taking photos of the kids.",
+            model(("civic_property", 0.62)),
+            "tip",
+        ),
+    ],
+)
+def test_police_matters_the_rules_find_under_a_civic_or_mediation_reading(
+    text: str, reading: ModelReading, category: str
+) -> None:
+    """A drug lab, poppies, a seller who blocks after payment, a trapped child, a deposit for
+    nothing, old videos threatened, being held in, spilled powder, a stripped e-bike, photos of
+    children: police, in the category the rule names (text normalised as the bot does)."""
+    decision = triage(normalise(text), reading=reading)
+    assert (decision.route, decision.category) == (POLICE, category)
